@@ -1,0 +1,71 @@
+// Buffer: the move-only RAII handle to one block of a BuddyPool.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <utility>
+
+#include "bufpool/detail/block_ref.hpp"
+
+namespace bufpool {
+
+class SharedBuffer;
+namespace detail {
+class PoolCore;
+}
+
+/// Owns one block of a BuddyPool. Destroying (or reset()ting) it gives the block back in O(1),
+/// apart from buddy merging, which the pool does lazily. The memory stays valid even if the pool
+/// object is destroyed first: the pool's storage lives until its last block is returned.
+///
+/// 16 bytes: the data pointer, the requested size, and a 32-bit block reference.
+/// Thread safety: like any value type; distinct Buffers may be used and destroyed on any threads.
+class Buffer {
+ public:
+  Buffer() noexcept = default;
+  Buffer(Buffer&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), size_(other.size_), ref_(other.ref_) {}
+  Buffer& operator=(Buffer&& other) noexcept {
+    if (this != &other) {
+      reset();
+      data_ = std::exchange(other.data_, nullptr);
+      size_ = other.size_;
+      ref_ = other.ref_;
+    }
+    return *this;
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { reset(); }
+
+  /// The block's memory, or nullptr for an empty Buffer.
+  std::byte* data() const noexcept { return data_; }
+  /// The size that was requested (at most capacity()).
+  std::size_t size() const noexcept { return data_ ? size_ : 0; }
+  /// The size of the block that backs this Buffer (a power of the pool's fanout times its
+  /// smallest block). 0 for an empty Buffer.
+  std::size_t capacity() const noexcept { return data_ ? detail::block_capacity(ref_) : 0; }
+  bool empty() const noexcept { return data_ == nullptr; }
+  explicit operator bool() const noexcept { return data_ != nullptr; }
+  std::span<std::byte> span() const noexcept { return {data_, size()}; }
+
+  /// Gives the block back now. The Buffer becomes empty.
+  void reset() noexcept {
+    if (data_) detail::release_block(ref_, std::exchange(data_, nullptr), size_);
+  }
+
+ private:
+  friend class detail::PoolCore;
+  friend class SharedBuffer;
+  Buffer(std::byte* data, std::uint32_t size, std::uint32_t ref) noexcept
+      : data_(data), size_(size), ref_(ref) {}
+
+  std::byte* data_ = nullptr;
+  std::uint32_t size_ = 0;
+  std::uint32_t ref_ = 0;
+};
+
+static_assert(sizeof(Buffer) <= 16, "Buffer must stay at most 16 bytes");
+
+}  // namespace bufpool

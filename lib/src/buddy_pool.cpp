@@ -1,0 +1,696 @@
+#include "bufpool/buddy_pool.hpp"
+
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cassert>
+#include <mutex>
+#include <new>
+
+#include <boost/asio/cancellation_type.hpp>
+
+#include "bufpool/shared_buffer.hpp"
+#include "spin_lock.hpp"
+
+namespace bufpool::detail {
+namespace {
+
+constexpr std::uint32_t nil = 0xffffffffu;
+
+enum class NodeState : std::uint8_t { absent, free, split, allocated };
+
+// One node of a chunk's buddy tree, in level order from the root (local index 0).
+// A free node is linked in its level's free list; a split node whose children are all free is
+// linked, through the same prev/next, in its level's mergeable list. Allocated nodes are in no
+// list; `shared` is their SharedBuffer count.
+struct Node {
+  std::uint32_t prev = nil;
+  std::uint32_t next = nil;
+  std::atomic<std::uint32_t> shared{0};
+  NodeState state = NodeState::absent;
+  std::uint8_t free_children = 0;
+};
+
+struct Chunk {
+  std::byte* base = nullptr;
+  Node* nodes = nullptr;
+};
+
+struct List {
+  std::uint32_t head = nil;
+  std::size_t count = 0;
+};
+
+// The registry maps a Buffer's 11-bit pool slot to its pool, so that a Buffer needs no pointer.
+struct Registry {
+  std::mutex mutex;
+  std::array<std::atomic<PoolCore*>, max_pools + 1> slots{};
+};
+
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+
+}  // namespace
+
+using Waiter = WaiterBase;
+
+class PoolCore {
+ public:
+  PoolCore(BuddyPoolOptions options, std::error_code& ec);
+  ~PoolCore();
+
+  const BuddyPoolOptions& options() const noexcept { return options_; }
+  unsigned levels() const noexcept { return levels_; }
+  std::size_t block_size(unsigned level) const noexcept {
+    return std::size_t{1} << block_shift(level);
+  }
+  int level_for(std::size_t size, std::error_code& ec) const noexcept;
+
+  Buffer try_allocate(std::size_t size, std::error_code& ec) noexcept;
+  bool allocate_now(std::size_t size, Buffer& out, std::error_code& ec) noexcept;
+  void enqueue(Waiter* waiter) noexcept;
+  void release(std::uint32_t chunk, std::uint32_t level, const std::byte* data,
+               std::uint32_t size) noexcept;
+  Node& node_of(std::uint32_t chunk, std::uint32_t level, const std::byte* data) noexcept {
+    return chunks_[chunk].nodes[local_of(chunk, level, data)];
+  }
+
+  void cancel(Waiter* w) noexcept;
+  void waiter_gone() noexcept;
+  void close() noexcept;
+  void orphan() noexcept;
+  std::size_t trim(std::size_t keep_bytes) noexcept;
+  BuddyPoolStats stats();
+  void note_timeout() noexcept {
+    std::lock_guard lk(lock_);
+    ++timeouts_;
+  }
+
+ private:
+  using Lock = std::unique_lock<SpinLock>;
+
+  unsigned block_shift(unsigned level) const noexcept { return min_shift_ + level * fshift_; }
+  std::uint32_t local_of(std::uint32_t chunk, std::uint32_t level, const std::byte* data) const {
+    auto offset = static_cast<std::size_t>(data - chunks_[chunk].base);
+    return first_[level] + static_cast<std::uint32_t>(offset >> block_shift(level));
+  }
+  Node& node(std::uint32_t id) noexcept {
+    return chunks_[id >> local_bits_].nodes[id & local_mask_];
+  }
+  std::uint32_t parent_id(std::uint32_t id) const noexcept {
+    return (id & ~local_mask_) | (((id & local_mask_) - 1) >> fshift_);
+  }
+  std::uint32_t first_child_id(std::uint32_t id) const noexcept {
+    return (id & ~local_mask_) | (((id & local_mask_) << fshift_) + 1);
+  }
+
+  void push(List& list, std::uint32_t id) noexcept;
+  void unlink(List& list, std::uint32_t id) noexcept;
+  std::uint32_t take_free(unsigned level) noexcept;
+  void put_free(unsigned level, std::uint32_t id) noexcept;
+  void merge_up_to(unsigned level) noexcept;
+  std::uint32_t allocate_block(unsigned level) noexcept;
+  std::uint32_t allocate_locked(unsigned level, Lock& lk, std::error_code& ec) noexcept;
+  Buffer make_buffer(std::uint32_t id, unsigned level, std::size_t size) noexcept;
+  bool install_chunk(Lock& lk, std::error_code& ec) noexcept;
+  Waiter* serve_waiters_locked() noexcept;
+  void unlink_waiter(Waiter* w) noexcept;
+  static void complete(Waiter* served) noexcept;
+  bool should_destroy() const noexcept { return orphaned_ && blocks_out_ == 0 && live_waiters_ == 0; }
+
+  BuddyPoolOptions options_;
+  std::uint32_t slot_ = 0;
+  unsigned levels_ = 0;
+  unsigned top_ = 0;
+  unsigned fshift_ = 0;  // log2(fanout)
+  unsigned min_shift_ = 0;
+  unsigned local_bits_ = 0;
+  std::uint32_t local_mask_ = 0;
+  std::uint32_t fanout_ = 0;
+  std::uint32_t nodes_per_chunk_ = 0;
+  std::size_t max_chunks_ = 0;
+  std::array<std::uint32_t, max_levels> first_{};
+
+  mutable SpinLock lock_;
+  std::vector<Chunk> chunks_;
+  std::vector<std::uint16_t> free_slots_;
+  std::array<List, max_levels> free_{};
+  std::array<List, max_levels> mergeable_{};  // by the level of the split parent
+  Waiter* waiters_head_ = nullptr;
+  Waiter* waiters_tail_ = nullptr;
+  std::size_t waiter_count_ = 0;
+  std::size_t chunks_held_ = 0;
+  std::size_t pending_chunks_ = 0;
+  std::size_t blocks_out_ = 0;
+  std::size_t live_waiters_ = 0;
+  bool closed_ = false;
+  bool orphaned_ = false;
+
+  std::size_t bytes_in_use_ = 0;
+  std::size_t bytes_requested_ = 0;
+  std::size_t high_water_ = 0;
+  std::uint64_t allocations_ = 0;
+  std::uint64_t waits_ = 0;
+  std::uint64_t timeouts_ = 0;
+  std::uint64_t cancellations_ = 0;
+  std::uint64_t failures_ = 0;
+};
+
+namespace {
+
+bool is_pow2(std::size_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+struct CancelHandler {
+  PoolCore* core;
+  Waiter* waiter;
+  void operator()(boost::asio::cancellation_type type) const noexcept {
+    // Waiting has no side effects, so every kind of cancellation (terminal, partial, total) can
+    // be honoured.
+    if (type != boost::asio::cancellation_type::none) core->cancel(waiter);
+  }
+};
+
+}  // namespace
+
+PoolCore::PoolCore(BuddyPoolOptions options, std::error_code& ec) : options_(std::move(options)) {
+  auto& o = options_;
+  const bool valid = (o.fanout == 2 || o.fanout == 4) && is_pow2(o.chunk_size) &&
+                     is_pow2(o.min_block) && o.min_block >= 4 * KiB &&
+                     o.chunk_size <= (std::size_t{1} << 31) && o.min_block <= o.chunk_size &&
+                     o.max_memory >= o.chunk_size && o.reserve <= o.max_memory;
+  if (!valid) {
+    ec = errc::invalid_argument;
+    return;
+  }
+  fanout_ = o.fanout;
+  fshift_ = static_cast<unsigned>(std::countr_zero(o.fanout));
+  min_shift_ = static_cast<unsigned>(std::countr_zero(o.min_block));
+  const auto span_shift = static_cast<unsigned>(std::countr_zero(o.chunk_size)) - min_shift_;
+  if (span_shift % fshift_ != 0) {
+    ec = errc::invalid_argument;  // chunk_size / min_block is not a power of the fanout
+    return;
+  }
+  levels_ = span_shift / fshift_ + 1;
+  top_ = levels_ - 1;
+  // Level k sits at depth top-k; the first node at depth d is (f^d - 1) / (f - 1).
+  std::uint64_t at_depth = 1, first = 0;
+  for (unsigned d = 0; d < levels_; ++d) {
+    first_[top_ - d] = static_cast<std::uint32_t>(first);
+    first += at_depth;
+    at_depth <<= fshift_;
+  }
+  nodes_per_chunk_ = static_cast<std::uint32_t>(first);
+  local_bits_ = static_cast<unsigned>(std::bit_width(nodes_per_chunk_ - 1u));
+  local_mask_ = (1u << local_bits_) - 1;
+  max_chunks_ = o.max_memory / o.chunk_size;
+  if (max_chunks_ > max_chunks || levels_ > max_levels ||
+      local_bits_ + std::bit_width(max_chunks_ - 1) > 32) {
+    ec = errc::invalid_argument;
+    return;
+  }
+  if (!o.backing) o.backing = make_mmap_chunk_allocator();
+
+  chunks_.resize(max_chunks_);
+  free_slots_.reserve(max_chunks_);
+  for (std::size_t i = max_chunks_; i-- > 0;) free_slots_.push_back(static_cast<std::uint16_t>(i));
+
+  {
+    auto& r = registry();
+    std::lock_guard lk(r.mutex);
+    for (std::uint32_t s = 1; s <= max_pools; ++s) {
+      if (r.slots[s].load(std::memory_order_relaxed) == nullptr) {
+        slot_ = s;
+        r.slots[s].store(this, std::memory_order_release);
+        break;
+      }
+    }
+  }
+  if (slot_ == 0) {
+    ec = errc::too_many_pools;
+    return;
+  }
+
+  const std::size_t reserve_chunks = (o.reserve + o.chunk_size - 1) / o.chunk_size;
+  Lock lk(lock_);
+  for (std::size_t i = 0; i < reserve_chunks; ++i) {
+    ++pending_chunks_;
+    if (!install_chunk(lk, ec)) return;
+  }
+  ec.clear();
+}
+
+PoolCore::~PoolCore() {
+  for (auto& c : chunks_) {
+    if (c.base) {
+      options_.backing->deallocate(c.base, options_.chunk_size);
+      delete[] c.nodes;
+    }
+  }
+  if (slot_ != 0) {
+    auto& r = registry();
+    std::lock_guard lk(r.mutex);
+    r.slots[slot_].store(nullptr, std::memory_order_release);
+  }
+}
+
+int PoolCore::level_for(std::size_t size, std::error_code& ec) const noexcept {
+  if (size == 0) {
+    ec = errc::invalid_size;
+    return -1;
+  }
+  if (size > options_.chunk_size) {
+    ec = errc::too_large;
+    return -1;
+  }
+  ec.clear();
+  if (size <= options_.min_block) return 0;
+  const auto bits = static_cast<unsigned>(std::bit_width(size - 1));  // ceil(log2(size))
+  return static_cast<int>((bits - min_shift_ + fshift_ - 1) / fshift_);
+}
+
+void PoolCore::push(List& list, std::uint32_t id) noexcept {
+  Node& n = node(id);
+  n.prev = nil;
+  n.next = list.head;
+  if (list.head != nil) node(list.head).prev = id;
+  list.head = id;
+  ++list.count;
+}
+
+void PoolCore::unlink(List& list, std::uint32_t id) noexcept {
+  Node& n = node(id);
+  if (n.prev != nil) {
+    node(n.prev).next = n.next;
+  } else {
+    list.head = n.next;
+  }
+  if (n.next != nil) node(n.next).prev = n.prev;
+  --list.count;
+}
+
+std::uint32_t PoolCore::take_free(unsigned level) noexcept {
+  const std::uint32_t id = free_[level].head;
+  unlink(free_[level], id);
+  node(id).state = NodeState::allocated;
+  if (level != top_) {
+    const std::uint32_t pid = parent_id(id);
+    if (node(pid).free_children-- == fanout_) unlink(mergeable_[level + 1], pid);
+  }
+  return id;
+}
+
+void PoolCore::put_free(unsigned level, std::uint32_t id) noexcept {
+  node(id).state = NodeState::free;
+  push(free_[level], id);
+  if (level != top_) {
+    const std::uint32_t pid = parent_id(id);
+    if (++node(pid).free_children == fanout_) push(mergeable_[level + 1], pid);
+  }
+}
+
+void PoolCore::merge_up_to(unsigned level) noexcept {
+  // Ascending, so that a merge that completes its parent's set is merged in the same pass.
+  for (unsigned k = 1; k <= level; ++k) {
+    while (mergeable_[k].head != nil) {
+      const std::uint32_t pid = mergeable_[k].head;
+      unlink(mergeable_[k], pid);
+      const std::uint32_t c0 = first_child_id(pid);
+      for (std::uint32_t i = 0; i < fanout_; ++i) {
+        unlink(free_[k - 1], c0 + i);
+        node(c0 + i).state = NodeState::absent;
+      }
+      node(pid).free_children = 0;
+      put_free(k, pid);
+    }
+  }
+}
+
+std::uint32_t PoolCore::allocate_block(unsigned level) noexcept {
+  // Prefer what lazy merging can rebuild over splitting a larger block: less fragmentation.
+  if (free_[level].head == nil) merge_up_to(level);
+  unsigned k = level;
+  while (k <= top_ && free_[k].head == nil) ++k;
+  if (k > top_) return nil;
+  std::uint32_t id = take_free(k);
+  for (; k > level; --k) {
+    Node& parent = node(id);
+    parent.state = NodeState::split;
+    parent.free_children = 0;
+    const std::uint32_t c0 = first_child_id(id);
+    for (std::uint32_t i = 1; i < fanout_; ++i) put_free(k - 1, c0 + i);
+    id = c0;
+    node(id).state = NodeState::allocated;
+  }
+  return id;
+}
+
+Buffer PoolCore::make_buffer(std::uint32_t id, unsigned level, std::size_t size) noexcept {
+  const std::uint32_t chunk = id >> local_bits_;
+  const std::uint32_t local = id & local_mask_;
+  const std::size_t offset = std::size_t{local - first_[level]} << block_shift(level);
+  ++blocks_out_;
+  ++allocations_;
+  bytes_in_use_ += block_size(level);
+  bytes_requested_ += size;
+  if (bytes_in_use_ > high_water_) high_water_ = bytes_in_use_;
+  return Buffer(chunks_[chunk].base + offset, static_cast<std::uint32_t>(size),
+                make_ref(slot_, chunk, level));
+}
+
+// Takes a chunk from the backing allocator with the lock released, so that a slow mmap stalls
+// no other thread. The caller has counted it in pending_chunks_, which keeps the limit exact.
+bool PoolCore::install_chunk(Lock& lk, std::error_code& ec) noexcept {
+  lk.unlock();
+  std::error_code backing_ec;
+  void* mem = options_.backing->allocate(options_.chunk_size, options_.chunk_size, backing_ec);
+  Node* nodes = mem ? new (std::nothrow) Node[nodes_per_chunk_] : nullptr;
+  if (mem && !nodes) options_.backing->deallocate(mem, options_.chunk_size);
+  lk.lock();
+  --pending_chunks_;
+  if (!nodes) {
+    ec = errc::backing_failed;
+    return false;
+  }
+  const std::uint16_t slot = free_slots_.back();
+  free_slots_.pop_back();
+  chunks_[slot] = Chunk{static_cast<std::byte*>(mem), nodes};
+  ++chunks_held_;
+  put_free(top_, std::uint32_t{slot} << local_bits_);
+  return true;
+}
+
+std::uint32_t PoolCore::allocate_locked(unsigned level, Lock& lk, std::error_code& ec) noexcept {
+  for (;;) {
+    if (closed_) {
+      ec = errc::closed;
+      return nil;
+    }
+    if (const std::uint32_t id = allocate_block(level); id != nil) return id;
+    if (chunks_held_ + pending_chunks_ >= max_chunks_) {
+      ec = errc::out_of_memory;
+      return nil;
+    }
+    ++pending_chunks_;
+    if (!install_chunk(lk, ec)) return nil;
+    // Another thread may take the new chunk first; then look again.
+  }
+}
+
+Buffer PoolCore::try_allocate(std::size_t size, std::error_code& ec) noexcept {
+  Buffer out;
+  if (allocate_now(size, out, ec)) return out;
+  return out;  // ec says out_of_memory
+}
+
+bool PoolCore::allocate_now(std::size_t size, Buffer& out, std::error_code& ec) noexcept {
+  const int level = level_for(size, ec);
+  if (level < 0) return true;
+  Lock lk(lock_);
+  if (waiters_head_ != nullptr && !closed_) {
+    ec = errc::out_of_memory;  // first come, first served: queued waiters go first
+    ++failures_;
+    return false;
+  }
+  const std::uint32_t id = allocate_locked(static_cast<unsigned>(level), lk, ec);
+  if (id == nil) {
+    if (ec == errc::out_of_memory) {
+      ++failures_;
+      return false;
+    }
+    return true;
+  }
+  out = make_buffer(id, static_cast<unsigned>(level), size);
+  // A chunk installed with the lock released may also serve waiters queued meanwhile.
+  Waiter* served = waiters_head_ ? serve_waiters_locked() : nullptr;
+  lk.unlock();
+  complete(served);
+  ec.clear();
+  return true;
+}
+
+void PoolCore::enqueue(Waiter* w) noexcept {
+  std::error_code ec;
+  Waiter* served = nullptr;
+  bool queued = false;
+  {
+    Lock lk(lock_);
+    ++live_waiters_;
+    const int level = level_for(w->size, ec);
+    if (level >= 0) {
+      w->level = static_cast<std::uint32_t>(level);
+      if (waiters_head_ == nullptr) {
+        // Memory may have come back between allocate_now() and here.
+        const std::uint32_t id = allocate_locked(w->level, lk, ec);
+        if (id != nil) {
+          w->buffer = make_buffer(id, w->level, w->size);
+          served = waiters_head_ ? serve_waiters_locked() : nullptr;
+        }
+      } else if (closed_) {
+        ec = errc::closed;
+      }
+      queued = !w->buffer && (!ec || ec == errc::out_of_memory);
+    }
+    if (queued) {
+      w->queued = true;
+      w->prev = waiters_tail_;
+      (waiters_tail_ ? waiters_tail_->next : waiters_head_) = w;
+      waiters_tail_ = w;
+      ++waiter_count_;
+      ++waits_;
+      // Installed under the lock: a free on another thread cannot complete the waiter (and clear
+      // the slot) before the handler is in place.
+      if (w->slot.is_connected()) {
+        w->slot.emplace<CancelHandler>(CancelHandler{this, w});
+        w->slot_installed = true;
+      }
+    }
+  }
+  complete(served);
+  if (!queued) {
+    w->ec = ec;
+    complete(w);
+  }
+}
+
+void PoolCore::unlink_waiter(Waiter* w) noexcept {
+  (w->prev ? w->prev->next : waiters_head_) = w->next;
+  (w->next ? w->next->prev : waiters_tail_) = w->prev;
+  w->prev = w->next = nullptr;
+  w->queued = false;
+  --waiter_count_;
+}
+
+// Serves waiters strictly in order; stops at the first that cannot be served. Returns the served
+// waiters as a list linked through `next`, to be completed after the lock is released.
+Waiter* PoolCore::serve_waiters_locked() noexcept {
+  Waiter* served = nullptr;
+  Waiter** tail = &served;
+  while (Waiter* w = waiters_head_) {
+    const std::uint32_t id = allocate_block(w->level);
+    if (id == nil) break;
+    unlink_waiter(w);
+    w->buffer = make_buffer(id, w->level, w->size);
+    *tail = w;
+    tail = &w->next;
+  }
+  return served;
+}
+
+void PoolCore::complete(Waiter* served) noexcept {
+  while (served) {
+    Waiter* next = served->next;
+    served->next = nullptr;
+    served->post_completion();
+    served = next;
+  }
+}
+
+void PoolCore::release(std::uint32_t chunk, std::uint32_t level, const std::byte* data,
+                       std::uint32_t size) noexcept {
+  Lock lk(lock_);
+  const std::uint32_t id = (chunk << local_bits_) | local_of(chunk, level, data);
+  assert(node(id).state == NodeState::allocated);
+  put_free(level, id);
+  --blocks_out_;
+  bytes_in_use_ -= block_size(level);
+  bytes_requested_ -= size;
+  Waiter* served = waiters_head_ ? serve_waiters_locked() : nullptr;
+  const bool destroy = should_destroy();
+  lk.unlock();
+  complete(served);
+  if (destroy) delete this;
+}
+
+void PoolCore::cancel(Waiter* w) noexcept {
+  {
+    Lock lk(lock_);
+    if (!w->queued) return;  // already served or closed; its completion is on its way
+    unlink_waiter(w);
+    ++cancellations_;
+    w->ec = errc::cancelled;
+  }
+  complete(w);
+}
+
+void PoolCore::waiter_gone() noexcept {
+  Lock lk(lock_);
+  --live_waiters_;
+  const bool destroy = should_destroy();
+  lk.unlock();
+  if (destroy) delete this;
+}
+
+void PoolCore::close() noexcept {
+  Waiter* all = nullptr;
+  {
+    Lock lk(lock_);
+    closed_ = true;
+    Waiter** tail = &all;
+    while (Waiter* w = waiters_head_) {
+      unlink_waiter(w);
+      w->ec = errc::closed;
+      *tail = w;
+      tail = &w->next;
+    }
+  }
+  complete(all);
+}
+
+void PoolCore::orphan() noexcept {
+  Lock lk(lock_);
+  orphaned_ = true;
+  const bool destroy = should_destroy();
+  lk.unlock();
+  if (destroy) delete this;
+}
+
+std::size_t PoolCore::trim(std::size_t keep_bytes) noexcept {
+  std::vector<Chunk> released;
+  {
+    Lock lk(lock_);
+    if (waiters_head_ != nullptr) return 0;
+    merge_up_to(top_);
+    const std::size_t keep = (keep_bytes + options_.chunk_size - 1) / options_.chunk_size;
+    while (free_[top_].head != nil && chunks_held_ > keep) {
+      const std::uint32_t root = free_[top_].head;
+      unlink(free_[top_], root);
+      const auto slot = static_cast<std::uint16_t>(root >> local_bits_);
+      released.push_back(chunks_[slot]);
+      chunks_[slot] = Chunk{};
+      free_slots_.push_back(slot);
+      --chunks_held_;
+    }
+  }
+  for (auto& c : released) {
+    options_.backing->deallocate(c.base, options_.chunk_size);
+    delete[] c.nodes;
+  }
+  return released.size() * options_.chunk_size;
+}
+
+BuddyPoolStats PoolCore::stats() {
+  BuddyPoolStats s;
+  s.free_blocks.resize(levels_);
+  Lock lk(lock_);
+  merge_up_to(top_);
+  s.chunks_held = chunks_held_;
+  s.bytes_reserved = chunks_held_ * options_.chunk_size;
+  s.bytes_in_use = bytes_in_use_;
+  s.bytes_requested = bytes_requested_;
+  s.high_water = high_water_;
+  for (unsigned k = 0; k < levels_; ++k) s.free_blocks[k] = free_[k].count;
+  s.waiters = waiter_count_;
+  s.allocations = allocations_;
+  s.waits = waits_;
+  s.timeouts = timeouts_;
+  s.cancellations = cancellations_;
+  s.failures = failures_;
+  return s;
+}
+
+// ---- Entry points used by Buffer, SharedBuffer and the async_allocate template ----
+
+namespace {
+PoolCore* core_of(std::uint32_t ref) noexcept {
+  return registry().slots[ref_slot(ref)].load(std::memory_order_acquire);
+}
+}  // namespace
+
+void release_block(std::uint32_t ref, const std::byte* data, std::uint32_t size) noexcept {
+  core_of(ref)->release(ref_chunk(ref), ref_level(ref), data, size);
+}
+
+std::size_t block_capacity(std::uint32_t ref) noexcept {
+  return core_of(ref)->block_size(ref_level(ref));
+}
+
+void shared_init(std::uint32_t ref, const std::byte* data) noexcept {
+  core_of(ref)->node_of(ref_chunk(ref), ref_level(ref), data).shared.store(1, std::memory_order_relaxed);
+}
+
+void shared_acquire(std::uint32_t ref, const std::byte* data) noexcept {
+  core_of(ref)
+      ->node_of(ref_chunk(ref), ref_level(ref), data)
+      .shared.fetch_add(1, std::memory_order_relaxed);
+}
+
+void shared_release(std::uint32_t ref, const std::byte* data, std::uint32_t size) noexcept {
+  PoolCore* core = core_of(ref);
+  auto& count = core->node_of(ref_chunk(ref), ref_level(ref), data).shared;
+  // acq_rel: every reader's last access happens before the block is reused.
+  if (count.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    core->release(ref_chunk(ref), ref_level(ref), data, size);
+  }
+}
+
+bool allocate_now(PoolCore* core, std::size_t size, Buffer& out, std::error_code& ec) noexcept {
+  return core->allocate_now(size, out, ec);
+}
+
+void enqueue_waiter(PoolCore* core, WaiterBase* waiter) noexcept { core->enqueue(waiter); }
+
+void waiter_gone(PoolCore* core) noexcept { core->waiter_gone(); }
+
+}  // namespace bufpool::detail
+
+namespace bufpool {
+
+BuddyPool::BuddyPool(BuddyPoolOptions options) {
+  std::error_code ec;
+  auto core = std::make_unique<detail::PoolCore>(std::move(options), ec);
+  if (ec) throw std::system_error(ec, "bufpool::BuddyPool");
+  core_ = core.release();
+}
+
+BuddyPool::~BuddyPool() {
+  core_->close();
+  core_->orphan();
+}
+
+Buffer BuddyPool::try_allocate(std::size_t size, std::error_code& ec) noexcept {
+  return core_->try_allocate(size, ec);
+}
+
+Buffer BuddyPool::allocate(std::size_t size) {
+  std::error_code ec;
+  Buffer b = core_->try_allocate(size, ec);
+  if (ec) throw std::system_error(ec, "bufpool::BuddyPool::allocate");
+  return b;
+}
+
+void BuddyPool::close() noexcept { core_->close(); }
+std::size_t BuddyPool::trim(std::size_t keep_bytes) noexcept { return core_->trim(keep_bytes); }
+BuddyPoolStats BuddyPool::stats() const { return core_->stats(); }
+void BuddyPool::note_timeout() noexcept { core_->note_timeout(); }
+unsigned BuddyPool::levels() const noexcept { return core_->levels(); }
+std::size_t BuddyPool::block_size(unsigned level) const noexcept {
+  return core_->block_size(level);
+}
+int BuddyPool::level_for(std::size_t size, std::error_code& ec) const noexcept {
+  return core_->level_for(size, ec);
+}
+const BuddyPoolOptions& BuddyPool::options() const noexcept { return core_->options(); }
+
+}  // namespace bufpool

@@ -1,0 +1,235 @@
+#include "bufpool/buddy_pool.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace bufpool {
+namespace {
+
+using Counts = std::vector<std::size_t>;
+
+BuddyPoolOptions limit(std::size_t max_memory) { return {.max_memory = max_memory}; }
+
+// The seed's boundary table (ruapc-bufpool): each size maps to the smallest level that holds it.
+TEST(BuddyPool, LevelBoundaries) {
+  BuddyPool pool;
+  struct Case {
+    std::size_t size;
+    int level;
+    errc error;
+  };
+  const Case cases[] = {
+      {0, -1, errc::invalid_size},
+      {1, 0, {}},
+      {1 * MiB, 0, {}},
+      {1 * MiB + 1, 1, {}},
+      {4 * MiB, 1, {}},
+      {4 * MiB + 1, 2, {}},
+      {16 * MiB, 2, {}},
+      {16 * MiB + 1, 3, {}},
+      {64 * MiB, 3, {}},
+      {64 * MiB + 1, -1, errc::too_large},
+  };
+  for (const auto& c : cases) {
+    std::error_code ec;
+    EXPECT_EQ(pool.level_for(c.size, ec), c.level) << c.size;
+    EXPECT_EQ(ec, c.level < 0 ? std::error_code(c.error) : std::error_code()) << c.size;
+  }
+  EXPECT_EQ(pool.levels(), 4u);
+  EXPECT_EQ(pool.block_size(0), 1 * MiB);
+  EXPECT_EQ(pool.block_size(3), 64 * MiB);
+}
+
+TEST(BuddyPool, BinaryFanoutAndSmallBlocks) {
+  BuddyPool pool({.chunk_size = 1 * MiB, .min_block = 4 * KiB, .fanout = 2, .max_memory = 2 * MiB});
+  EXPECT_EQ(pool.levels(), 9u);
+  std::error_code ec;
+  EXPECT_EQ(pool.level_for(4 * KiB, ec), 0);
+  EXPECT_EQ(pool.level_for(4 * KiB + 1, ec), 1);
+  EXPECT_EQ(pool.level_for(1 * MiB, ec), 8);
+  Buffer b = pool.allocate(12 * KiB);
+  EXPECT_EQ(b.capacity(), 16 * KiB);
+}
+
+TEST(BuddyPool, RejectsBadOptions) {
+  auto bad = [](BuddyPoolOptions o) {
+    try {
+      BuddyPool pool(std::move(o));
+    } catch (const std::system_error& e) {
+      return e.code() == errc::invalid_argument;
+    }
+    return false;
+  };
+  EXPECT_TRUE(bad({.fanout = 3}));
+  EXPECT_TRUE(bad({.min_block = 1000}));
+  EXPECT_TRUE(bad({.min_block = 2 * KiB}));
+  EXPECT_TRUE(bad({.chunk_size = 32 * MiB}));  // 32 is not a power of 4
+  EXPECT_TRUE(bad({.chunk_size = 64 * MiB, .max_memory = 32 * MiB}));
+  EXPECT_TRUE(bad({.max_memory = 64 * MiB, .reserve = 128 * MiB}));
+  EXPECT_TRUE(bad({.chunk_size = 4 * GiB}));
+}
+
+// Seed: with a 64 MiB limit, 64 MiB then 1 MiB gives out_of_memory.
+TEST(BuddyPool, MemoryLimitIsHard) {
+  BuddyPool pool(limit(64 * MiB));
+  std::error_code ec;
+  Buffer whole = pool.try_allocate(64 * MiB, ec);
+  ASSERT_FALSE(ec);
+  Buffer more = pool.try_allocate(1 * MiB, ec);
+  EXPECT_EQ(ec, errc::out_of_memory);
+  EXPECT_TRUE(more.empty());
+  EXPECT_EQ(pool.stats().failures, 1u);
+  EXPECT_THROW(pool.allocate(1), std::system_error);
+}
+
+// Seed: four 16 MiB buffers fill the pool; after freeing them 64 MiB fits again.
+TEST(BuddyPool, FourQuartersThenWhole) {
+  BuddyPool pool(limit(64 * MiB));
+  std::vector<Buffer> quarters;
+  for (int i = 0; i < 4; ++i) quarters.push_back(pool.allocate(16 * MiB));
+  std::error_code ec;
+  EXPECT_TRUE(pool.try_allocate(1, ec).empty());
+  EXPECT_EQ(ec, errc::out_of_memory);
+  quarters.clear();
+  Buffer whole = pool.try_allocate(64 * MiB, ec);
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(whole.capacity(), 64 * MiB);
+}
+
+// ruapc: the free counts per level after one 1 MiB allocation in a 64 MiB chunk, and after its free.
+TEST(BuddyPool, FreeCountsSplitAndMergeBack) {
+  BuddyPool pool(limit(64 * MiB));
+  Buffer b = pool.allocate(1 * MiB);
+  EXPECT_EQ(pool.stats().free_blocks, (Counts{3, 3, 3, 0}));
+  b.reset();
+  EXPECT_EQ(pool.stats().free_blocks, (Counts{0, 0, 0, 1}));
+}
+
+TEST(BuddyPool, BlocksDoNotOverlapAndKeepTheirBytes) {
+  BuddyPool pool(limit(64 * MiB));
+  std::vector<Buffer> blocks;
+  for (int i = 0; i < 64; ++i) {
+    blocks.push_back(pool.allocate(1 * MiB));
+    std::memset(blocks.back().data(), i, 1 * MiB);
+  }
+  for (int i = 0; i < 64; ++i) {
+    const auto* p = reinterpret_cast<const unsigned char*>(blocks[i].data());
+    EXPECT_EQ(p[0], i);
+    EXPECT_EQ(p[1 * MiB - 1], i);
+  }
+}
+
+TEST(BuddyPool, LazyMergePrefersRebuildingOverSplitting) {
+  BuddyPool pool(limit(128 * MiB));
+  Buffer x = pool.allocate(1 * MiB);
+  std::vector<Buffer> fours;
+  for (int i = 0; i < 3; ++i) fours.push_back(pool.allocate(4 * MiB));
+  x.reset();  // four free 1 MiB buddies, not merged yet; no free 4 MiB block
+  Buffer y = pool.allocate(4 * MiB);  // must come from merging them, not from splitting a 16 MiB
+  const auto s = pool.stats();
+  EXPECT_EQ(s.chunks_held, 1u);
+  EXPECT_EQ(s.free_blocks, (Counts{0, 0, 3, 0}));
+}
+
+TEST(BuddyPool, ChunksAreTakenLazilyAndTrimmed) {
+  auto backing = std::make_shared<test::CountingChunkAllocator>();
+  BuddyPool pool({.max_memory = 256 * MiB, .backing = backing});
+  EXPECT_EQ(backing->live(), 0);
+  std::vector<Buffer> all;
+  for (int i = 0; i < 3; ++i) all.push_back(pool.allocate(64 * MiB));
+  EXPECT_EQ(backing->live(), 3);
+  EXPECT_EQ(pool.stats().bytes_reserved, 192 * MiB);
+  all.pop_back();
+  all.pop_back();
+  EXPECT_EQ(pool.trim(128 * MiB), 64 * MiB);  // keeps 128 MiB: the chunk in use and one free
+  EXPECT_EQ(backing->live(), 2);
+  EXPECT_EQ(pool.trim(), 64 * MiB);
+  EXPECT_EQ(backing->live(), 1);
+  all.clear();
+  EXPECT_EQ(pool.trim(), 64 * MiB);
+  EXPECT_EQ(backing->live(), 0);
+  EXPECT_EQ(pool.stats().chunks_held, 0u);
+  Buffer again = pool.allocate(1);  // a trimmed pool grows again
+  EXPECT_EQ(backing->live(), 1);
+}
+
+TEST(BuddyPool, ReserveTakesChunksUpFront) {
+  auto backing = std::make_shared<test::CountingChunkAllocator>();
+  BuddyPool pool({.max_memory = 256 * MiB, .reserve = 100 * MiB, .backing = backing});
+  EXPECT_EQ(backing->live(), 2);
+  EXPECT_EQ(pool.stats().free_blocks, (Counts{0, 0, 0, 2}));
+}
+
+TEST(BuddyPool, FailingBackingIsReportedNotFatal) {
+  auto backing = std::make_shared<test::CountingChunkAllocator>(1);  // one chunk, then failure
+  BuddyPool pool({.max_memory = 256 * MiB, .backing = backing});
+  std::error_code ec;
+  Buffer first = pool.try_allocate(64 * MiB, ec);
+  ASSERT_FALSE(ec);
+  Buffer second = pool.try_allocate(64 * MiB, ec);
+  EXPECT_EQ(ec, errc::backing_failed);
+  EXPECT_TRUE(second.empty());
+  EXPECT_EQ(pool.stats().chunks_held, 1u);
+  first.reset();
+  Buffer third = pool.try_allocate(64 * MiB, ec);  // the chunk it has still serves
+  EXPECT_FALSE(ec);
+
+  auto none = std::make_shared<test::CountingChunkAllocator>(0);
+  try {
+    BuddyPool reserved({.reserve = 1, .backing = none});
+    ADD_FAILURE() << "reserve with a failing backing allocator must throw";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), errc::backing_failed);
+  }
+}
+
+TEST(BuddyPool, BuffersOutliveThePool) {
+  auto backing = std::make_shared<test::CountingChunkAllocator>();
+  Buffer survivor;
+  {
+    BuddyPool pool({.max_memory = 128 * MiB, .backing = backing});
+    survivor = pool.allocate(2 * MiB);
+    Buffer other = pool.allocate(64 * MiB);
+  }
+  EXPECT_EQ(backing->live(), 2);  // the pool is gone, its storage is not
+  std::memset(survivor.data(), 0x5a, survivor.size());
+  EXPECT_EQ(survivor.capacity(), 4 * MiB);
+  survivor.reset();
+  EXPECT_EQ(backing->live(), 0);
+}
+
+TEST(BuddyPool, ClosedPoolRefusesAllocations) {
+  BuddyPool pool(limit(64 * MiB));
+  Buffer held = pool.allocate(1);
+  pool.close();
+  std::error_code ec;
+  EXPECT_TRUE(pool.try_allocate(1, ec).empty());
+  EXPECT_EQ(ec, errc::closed);
+  held.reset();  // frees still work
+  EXPECT_EQ(pool.stats().bytes_in_use, 0u);
+}
+
+TEST(BuddyPool, StatisticsTrackUse) {
+  BuddyPool pool(limit(64 * MiB));
+  Buffer a = pool.allocate(1000);
+  Buffer b = pool.allocate(2 * MiB);
+  auto s = pool.stats();
+  EXPECT_EQ(s.chunks_held, 1u);
+  EXPECT_EQ(s.bytes_reserved, 64 * MiB);
+  EXPECT_EQ(s.bytes_in_use, 5 * MiB);
+  EXPECT_EQ(s.bytes_requested, 1000 + 2 * MiB);
+  EXPECT_EQ(s.allocations, 2u);
+  a.reset();
+  b.reset();
+  s = pool.stats();
+  EXPECT_EQ(s.bytes_in_use, 0u);
+  EXPECT_EQ(s.bytes_requested, 0u);
+  EXPECT_EQ(s.high_water, 5 * MiB);
+}
+
+}  // namespace
+}  // namespace bufpool
