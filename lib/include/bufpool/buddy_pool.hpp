@@ -12,6 +12,7 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/system/error_code.hpp>
 
 #include "bufpool/buffer.hpp"
 #include "bufpool/chunk_allocator.hpp"
@@ -95,19 +96,23 @@ class BuddyPool {
   Buffer allocate(std::size_t size);
 
   /// Allocates `size` bytes, waiting for frees if the memory limit is reached.
-  /// Completion signature: void(std::error_code, Buffer). Errors: invalid_size, too_large (at
+  /// Completion signature: void(boost::system::error_code, Buffer). Asio recognises only that
+  /// type as the error slot (use_awaitable and use_future throw it, as_tuple returns it); it wraps
+  /// the bufpool std::error_code exactly, compares equal to bufpool::errc values, and converts
+  /// implicitly, so a callback may take std::error_code instead. Errors: invalid_size, too_large (at
   /// once, never waits), cancelled (per-operation cancellation of any type), closed, and
   /// backing_failed. Completes through the handler's associated executor (system_executor if it
   /// has none), never inside the initiating call and never inside a free. The result is an RAII
   /// Buffer, so a result that is dropped (a lost race with a timeout) goes back to the pool.
   template <typename CompletionToken>
   auto async_allocate(std::size_t size, CompletionToken&& token) {
-    return boost::asio::async_initiate<CompletionToken, void(std::error_code, Buffer)>(
+    return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code, Buffer)>(
         [core = core_](auto handler, std::size_t n) {
           Buffer buffer;
           std::error_code ec;
           if (detail::allocate_now(core, n, buffer, ec)) {
-            boost::asio::post(boost::asio::append(std::move(handler), ec, std::move(buffer)));
+            boost::asio::post(boost::asio::append(std::move(handler), boost::system::error_code(ec),
+                                                  std::move(buffer)));
           } else {
             using Handler = std::decay_t<decltype(handler)>;
             detail::enqueue_waiter(core, new detail::WaiterImpl<Handler>(

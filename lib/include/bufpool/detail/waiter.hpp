@@ -12,6 +12,7 @@
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
+#include <boost/system/error_code.hpp>
 
 #include "bufpool/buffer.hpp"
 
@@ -92,7 +93,7 @@ class WaiterImpl final : public WaiterBase {
       Buffer buffer = std::move(w->buffer);
       const std::error_code ec = w->ec;
       delete w;
-      std::move(handler)(ec, std::move(buffer));
+      std::move(handler)(boost::system::error_code(ec), std::move(buffer));
     }
   };
 
