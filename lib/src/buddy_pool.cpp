@@ -118,7 +118,9 @@ class PoolCore {
   Waiter* serve_waiters_locked() noexcept;
   void unlink_waiter(Waiter* w) noexcept;
   static void complete(Waiter* served) noexcept;
-  bool should_destroy() const noexcept { return orphaned_ && blocks_out_ == 0 && live_waiters_ == 0; }
+  bool should_destroy() const noexcept {
+    return orphaned_ && blocks_out_ == 0 && live_waiters_ == 0;
+  }
 
   BuddyPoolOptions options_;
   std::uint32_t slot_ = 0;
@@ -160,7 +162,9 @@ class PoolCore {
 
 namespace {
 
-bool is_pow2(std::size_t v) { return v != 0 && (v & (v - 1)) == 0; }
+bool is_pow2(std::size_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
 
 struct CancelHandler {
   PoolCore* core;
@@ -214,7 +218,8 @@ PoolCore::PoolCore(BuddyPoolOptions options, std::error_code& ec) : options_(std
 
   chunks_.resize(max_chunks_);
   free_slots_.reserve(max_chunks_);
-  for (std::size_t i = max_chunks_; i-- > 0;) free_slots_.push_back(static_cast<std::uint16_t>(i));
+  for (std::size_t i = max_chunks_; i-- > 0;)
+    free_slots_.push_back(static_cast<std::uint16_t>(i));
 
   {
     auto& r = registry();
@@ -331,7 +336,8 @@ std::uint32_t PoolCore::allocate_block(unsigned level) noexcept {
   // Prefer what lazy merging can rebuild over splitting a larger block: less fragmentation.
   if (free_[level].head == nil) merge_up_to(level);
   unsigned k = level;
-  while (k <= top_ && free_[k].head == nil) ++k;
+  while (k <= top_ && free_[k].head == nil)
+    ++k;
   if (k > top_) return nil;
   std::uint32_t id = take_free(k);
   for (; k > level; --k) {
@@ -339,7 +345,8 @@ std::uint32_t PoolCore::allocate_block(unsigned level) noexcept {
     parent.state = NodeState::split;
     parent.free_children = 0;
     const std::uint32_t c0 = first_child_id(id);
-    for (std::uint32_t i = 1; i < fanout_; ++i) put_free(k - 1, c0 + i);
+    for (std::uint32_t i = 1; i < fanout_; ++i)
+      put_free(k - 1, c0 + i);
     id = c0;
     node(id).state = NodeState::allocated;
   }
@@ -600,7 +607,8 @@ BuddyPoolStats PoolCore::stats() {
   s.bytes_in_use = bytes_in_use_;
   s.bytes_requested = bytes_requested_;
   s.high_water = high_water_;
-  for (unsigned k = 0; k < levels_; ++k) s.free_blocks[k] = free_[k].count;
+  for (unsigned k = 0; k < levels_; ++k)
+    s.free_blocks[k] = free_[k].count;
   s.waiters = waiter_count_;
   s.allocations = allocations_;
   s.waits = waits_;
@@ -627,7 +635,9 @@ std::size_t block_capacity(std::uint32_t ref) noexcept {
 }
 
 void shared_init(std::uint32_t ref, const std::byte* data) noexcept {
-  core_of(ref)->node_of(ref_chunk(ref), ref_level(ref), data).shared.store(1, std::memory_order_relaxed);
+  core_of(ref)
+      ->node_of(ref_chunk(ref), ref_level(ref), data)
+      .shared.store(1, std::memory_order_relaxed);
 }
 
 void shared_acquire(std::uint32_t ref, const std::byte* data) noexcept {
@@ -649,9 +659,13 @@ bool allocate_now(PoolCore* core, std::size_t size, Buffer& out, std::error_code
   return core->allocate_now(size, out, ec);
 }
 
-void enqueue_waiter(PoolCore* core, WaiterBase* waiter) noexcept { core->enqueue(waiter); }
+void enqueue_waiter(PoolCore* core, WaiterBase* waiter) noexcept {
+  core->enqueue(waiter);
+}
 
-void waiter_gone(PoolCore* core) noexcept { core->waiter_gone(); }
+void waiter_gone(PoolCore* core) noexcept {
+  core->waiter_gone();
+}
 
 }  // namespace bufpool::detail
 
@@ -680,17 +694,29 @@ Buffer BuddyPool::allocate(std::size_t size) {
   return b;
 }
 
-void BuddyPool::close() noexcept { core_->close(); }
-std::size_t BuddyPool::trim(std::size_t keep_bytes) noexcept { return core_->trim(keep_bytes); }
-BuddyPoolStats BuddyPool::stats() const { return core_->stats(); }
-void BuddyPool::note_timeout() noexcept { core_->note_timeout(); }
-unsigned BuddyPool::levels() const noexcept { return core_->levels(); }
+void BuddyPool::close() noexcept {
+  core_->close();
+}
+std::size_t BuddyPool::trim(std::size_t keep_bytes) noexcept {
+  return core_->trim(keep_bytes);
+}
+BuddyPoolStats BuddyPool::stats() const {
+  return core_->stats();
+}
+void BuddyPool::note_timeout() noexcept {
+  core_->note_timeout();
+}
+unsigned BuddyPool::levels() const noexcept {
+  return core_->levels();
+}
 std::size_t BuddyPool::block_size(unsigned level) const noexcept {
   return core_->block_size(level);
 }
 int BuddyPool::level_for(std::size_t size, std::error_code& ec) const noexcept {
   return core_->level_for(size, ec);
 }
-const BuddyPoolOptions& BuddyPool::options() const noexcept { return core_->options(); }
+const BuddyPoolOptions& BuddyPool::options() const noexcept {
+  return core_->options();
+}
 
 }  // namespace bufpool

@@ -40,14 +40,17 @@ class MmapChunkAllocator final : public ChunkAllocator {
     return chunk;
   }
 
-  void deallocate(void* chunk, std::size_t size) noexcept override { ::munmap(chunk, size); }
+  void deallocate(void* chunk, std::size_t size) noexcept override {
+    ::munmap(chunk, size);
+  }
 
  private:
   static constexpr std::size_t page_size = 4096;
 
   static void touch(void* chunk, std::size_t size) noexcept {
     auto* bytes = static_cast<volatile unsigned char*>(chunk);
-    for (std::size_t i = 0; i < size; i += page_size) bytes[i] = 0;
+    for (std::size_t i = 0; i < size; i += page_size)
+      bytes[i] = 0;
   }
 
   MmapChunkAllocatorOptions options_;

@@ -6,12 +6,13 @@
 #include <cstdio>
 
 int main() {
-  bufpool::BuddyPool pool({.chunk_size = 4 * bufpool::MiB, .min_block = 64 * bufpool::KiB,
+  bufpool::BuddyPool pool({.chunk_size = 4 * bufpool::MiB,
+                           .min_block = 64 * bufpool::KiB,
                            .max_memory = 4 * bufpool::MiB});
   boost::asio::io_context io;
   bool done = false;
-  pool.async_allocate(100'000, boost::asio::bind_executor(io, [&](std::error_code ec,
-                                                                  bufpool::Buffer b) {
+  pool.async_allocate(100'000,
+                      boost::asio::bind_executor(io, [&](std::error_code ec, bufpool::Buffer b) {
                         done = !ec && b.capacity() == 256 * bufpool::KiB;
                       }));
   io.run();

@@ -31,7 +31,9 @@ using asio::awaitable;
 using asio::use_awaitable;
 using namespace std::chrono_literals;
 
-BuddyPoolOptions limit64() { return {.max_memory = 64 * MiB}; }
+BuddyPoolOptions limit64() {
+  return {.max_memory = 64 * MiB};
+}
 
 // Runs a coroutine to completion on `io`, rethrowing anything it throws.
 template <typename F>
@@ -154,7 +156,8 @@ TEST(BuddyPoolAsync, OneFreeServesFourWaiters) {
   Buffer whole = pool.allocate(64 * MiB);
   asio::io_context io;
   Result r[4];
-  for (auto& x : r) pool.async_allocate(16 * MiB, recorder(io, x));
+  for (auto& x : r)
+    pool.async_allocate(16 * MiB, recorder(io, x));
   EXPECT_EQ(pool.stats().waiters, 4u);
   whole.reset();
   io.run();
@@ -169,7 +172,8 @@ TEST(BuddyPoolAsync, OneFreeServesFourWaiters) {
 TEST(BuddyPoolAsync, WaitersAreServedFirstComeFirstServed) {
   BuddyPool pool(limit64());
   std::vector<Buffer> quarters;
-  for (int i = 0; i < 4; ++i) quarters.push_back(pool.allocate(16 * MiB));
+  for (int i = 0; i < 4; ++i)
+    quarters.push_back(pool.allocate(16 * MiB));
   asio::io_context io;
   Result big, small;
   pool.async_allocate(64 * MiB, recorder(io, big));
@@ -224,8 +228,8 @@ TEST(BuddyPoolAsync, TimeoutWithAwaitableOrOperator) {
   asio::io_context io;
   run(io, [&]() -> awaitable<void> {
     asio::steady_timer timer(co_await asio::this_coro::executor, 20ms);
-    auto result = co_await (pool.async_allocate(1 * MiB, use_awaitable) ||
-                            timer.async_wait(use_awaitable));
+    auto result =
+        co_await (pool.async_allocate(1 * MiB, use_awaitable) || timer.async_wait(use_awaitable));
     EXPECT_EQ(result.index(), 1u) << "the timer should win";
   });
   whole.reset();
@@ -241,8 +245,8 @@ TEST(BuddyPoolAsync, OrOperatorWithFreeMemoryReturnsTheBuffer) {
   asio::io_context io;
   run(io, [&]() -> awaitable<void> {
     asio::steady_timer timer(co_await asio::this_coro::executor, 10s);
-    auto result = co_await (pool.async_allocate(1 * MiB, use_awaitable) ||
-                            timer.async_wait(use_awaitable));
+    auto result =
+        co_await (pool.async_allocate(1 * MiB, use_awaitable) || timer.async_wait(use_awaitable));
     EXPECT_EQ(result.index(), 0u);
     if (result.index() == 0) EXPECT_EQ(std::get<0>(result).capacity(), 1 * MiB);
   });

@@ -12,7 +12,9 @@ namespace {
 
 using Counts = std::vector<std::size_t>;
 
-BuddyPoolOptions limit(std::size_t max_memory) { return {.max_memory = max_memory}; }
+BuddyPoolOptions limit(std::size_t max_memory) {
+  return {.max_memory = max_memory};
+}
 
 // The seed's boundary table (ruapc-bufpool): each size maps to the smallest level that holds it.
 TEST(BuddyPool, LevelBoundaries) {
@@ -90,7 +92,8 @@ TEST(BuddyPool, MemoryLimitIsHard) {
 TEST(BuddyPool, FourQuartersThenWhole) {
   BuddyPool pool(limit(64 * MiB));
   std::vector<Buffer> quarters;
-  for (int i = 0; i < 4; ++i) quarters.push_back(pool.allocate(16 * MiB));
+  for (int i = 0; i < 4; ++i)
+    quarters.push_back(pool.allocate(16 * MiB));
   std::error_code ec;
   EXPECT_TRUE(pool.try_allocate(1, ec).empty());
   EXPECT_EQ(ec, errc::out_of_memory);
@@ -100,7 +103,8 @@ TEST(BuddyPool, FourQuartersThenWhole) {
   EXPECT_EQ(whole.capacity(), 64 * MiB);
 }
 
-// ruapc: the free counts per level after one 1 MiB allocation in a 64 MiB chunk, and after its free.
+// ruapc: the free counts per level after one 1 MiB allocation in a 64 MiB chunk, and after its
+// free.
 TEST(BuddyPool, FreeCountsSplitAndMergeBack) {
   BuddyPool pool(limit(64 * MiB));
   Buffer b = pool.allocate(1 * MiB);
@@ -127,7 +131,8 @@ TEST(BuddyPool, LazyMergePrefersRebuildingOverSplitting) {
   BuddyPool pool(limit(128 * MiB));
   Buffer x = pool.allocate(1 * MiB);
   std::vector<Buffer> fours;
-  for (int i = 0; i < 3; ++i) fours.push_back(pool.allocate(4 * MiB));
+  for (int i = 0; i < 3; ++i)
+    fours.push_back(pool.allocate(4 * MiB));
   x.reset();  // four free 1 MiB buddies, not merged yet; no free 4 MiB block
   Buffer y = pool.allocate(4 * MiB);  // must come from merging them, not from splitting a 16 MiB
   const auto s = pool.stats();
@@ -140,7 +145,8 @@ TEST(BuddyPool, ChunksAreTakenLazilyAndTrimmed) {
   BuddyPool pool({.max_memory = 256 * MiB, .backing = backing});
   EXPECT_EQ(backing->live(), 0);
   std::vector<Buffer> all;
-  for (int i = 0; i < 3; ++i) all.push_back(pool.allocate(64 * MiB));
+  for (int i = 0; i < 3; ++i)
+    all.push_back(pool.allocate(64 * MiB));
   EXPECT_EQ(backing->live(), 3);
   EXPECT_EQ(pool.stats().bytes_reserved, 192 * MiB);
   all.pop_back();

@@ -65,7 +65,8 @@ TEST(SharedBuffer, ConcurrentCopiesReturnTheBlockOnce) {
       }
     });
   }
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   EXPECT_EQ(pool.stats().bytes_in_use, 64 * KiB);
   s.reset();
   EXPECT_EQ(pool.stats().bytes_in_use, 0u);

@@ -44,17 +44,17 @@ struct BuddyPoolOptions {
 
 struct BuddyPoolStats {
   std::size_t chunks_held = 0;
-  std::size_t bytes_reserved = 0;    ///< chunks_held * chunk_size
-  std::size_t bytes_in_use = 0;      ///< block bytes handed out (capacity)
-  std::size_t bytes_requested = 0;   ///< requested bytes handed out (size)
-  std::size_t high_water = 0;        ///< largest bytes_in_use seen
+  std::size_t bytes_reserved = 0;        ///< chunks_held * chunk_size
+  std::size_t bytes_in_use = 0;          ///< block bytes handed out (capacity)
+  std::size_t bytes_requested = 0;       ///< requested bytes handed out (size)
+  std::size_t high_water = 0;            ///< largest bytes_in_use seen
   std::vector<std::size_t> free_blocks;  ///< per level, smallest first, after pending merges
   std::size_t waiters = 0;
-  std::uint64_t allocations = 0;     ///< successful allocations, immediate or after a wait
-  std::uint64_t waits = 0;           ///< requests that had to queue
-  std::uint64_t timeouts = 0;        ///< waits ended by async_allocate_for's deadline
-  std::uint64_t cancellations = 0;   ///< waits ended by cancellation (timeouts included)
-  std::uint64_t failures = 0;        ///< try_allocate calls refused with out_of_memory
+  std::uint64_t allocations = 0;    ///< successful allocations, immediate or after a wait
+  std::uint64_t waits = 0;          ///< requests that had to queue
+  std::uint64_t timeouts = 0;       ///< waits ended by async_allocate_for's deadline
+  std::uint64_t cancellations = 0;  ///< waits ended by cancellation (timeouts included)
+  std::uint64_t failures = 0;       ///< try_allocate calls refused with out_of_memory
 };
 
 namespace detail {
@@ -99,10 +99,12 @@ class BuddyPool {
   /// Completion signature: void(boost::system::error_code, Buffer). Asio recognises only that
   /// type as the error slot (use_awaitable and use_future throw it, as_tuple returns it); it wraps
   /// the bufpool std::error_code exactly, compares equal to bufpool::errc values, and converts
-  /// implicitly, so a callback may take std::error_code instead. Errors: invalid_size, too_large (at
-  /// once, never waits), cancelled (per-operation cancellation of any type), closed, and
+  /// implicitly, so a callback may take std::error_code instead. Errors: invalid_size, too_large
+  /// (at once, never waits), cancelled (per-operation cancellation of any type), closed, and
   /// backing_failed. Completes through the handler's associated executor (system_executor if it
-  /// has none), never inside the initiating call and never inside a free. The result is an RAII
+  /// has none), never inside the initiating call and never inside a free. As with every Asio
+  /// operation, emit cancellation from that executor (on a multi-threaded io_context, run the
+  /// coroutine on a strand). The result is an RAII
   /// Buffer, so a result that is dropped (a lost race with a timeout) goes back to the pool.
   template <typename CompletionToken>
   auto async_allocate(std::size_t size, CompletionToken&& token) {
@@ -115,8 +117,9 @@ class BuddyPool {
                                                   std::move(buffer)));
           } else {
             using Handler = std::decay_t<decltype(handler)>;
-            detail::enqueue_waiter(core, new detail::WaiterImpl<Handler>(
-                                             core, static_cast<std::uint32_t>(n), std::move(handler)));
+            detail::enqueue_waiter(
+                core, new detail::WaiterImpl<Handler>(core, static_cast<std::uint32_t>(n),
+                                                      std::move(handler)));
           }
         },
         token, size);
@@ -127,7 +130,8 @@ class BuddyPool {
   void close() noexcept;
 
   /// Merges free buddies and gives fully free chunks back to the backing allocator, keeping at
-  /// least `keep_bytes` reserved. Does nothing while waiters are queued. Returns the bytes released.
+  /// least `keep_bytes` reserved. Does nothing while waiters are queued. Returns the bytes
+  /// released.
   std::size_t trim(std::size_t keep_bytes = 0) noexcept;
 
   /// A consistent snapshot, taken under the pool lock. Pending merges are done first.

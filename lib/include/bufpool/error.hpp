@@ -9,15 +9,15 @@ namespace bufpool {
 
 enum class errc : int {
   // 0 is reserved for success, as std::error_code requires.
-  invalid_size = 1,    ///< A size of 0, or a size that does not fit the request.
-  too_large,           ///< Larger than the largest block or the memory limit: can never succeed.
-  out_of_memory,       ///< The memory limit is reached now; a later attempt may succeed.
-  timed_out,           ///< A waiting allocation reached its deadline.
-  cancelled,           ///< A waiting allocation was cancelled.
-  closed,              ///< The pool was closed; no further allocations are served.
-  invalid_argument,    ///< A bad option or argument (for example a non power-of-two size).
-  backing_failed,      ///< The backing chunk allocator could not provide memory.
-  too_many_pools,      ///< The process-wide limit of live pools is reached.
+  invalid_size = 1,  ///< A size of 0, or a size that does not fit the request.
+  too_large,         ///< Larger than the largest block or the memory limit: can never succeed.
+  out_of_memory,     ///< The memory limit is reached now; a later attempt may succeed.
+  timed_out,         ///< A waiting allocation reached its deadline.
+  cancelled,         ///< A waiting allocation was cancelled.
+  closed,            ///< The pool was closed; no further allocations are served.
+  invalid_argument,  ///< A bad option or argument (for example a non power-of-two size).
+  backing_failed,    ///< The backing chunk allocator could not provide memory.
+  too_many_pools,    ///< The process-wide limit of live pools is reached.
 };
 
 /// The category of bufpool::errc. Thread safe; a single instance lives for the whole program.

@@ -19,11 +19,15 @@ inline constexpr std::uint32_t max_levels = 1u << level_bits;
 constexpr std::uint32_t make_ref(std::uint32_t slot, std::uint32_t chunk, std::uint32_t level) {
   return (slot << (chunk_bits + level_bits)) | (chunk << level_bits) | level;
 }
-constexpr std::uint32_t ref_slot(std::uint32_t ref) { return ref >> (chunk_bits + level_bits); }
+constexpr std::uint32_t ref_slot(std::uint32_t ref) {
+  return ref >> (chunk_bits + level_bits);
+}
 constexpr std::uint32_t ref_chunk(std::uint32_t ref) {
   return (ref >> level_bits) & (max_chunks - 1);
 }
-constexpr std::uint32_t ref_level(std::uint32_t ref) { return ref & (max_levels - 1); }
+constexpr std::uint32_t ref_level(std::uint32_t ref) {
+  return ref & (max_levels - 1);
+}
 
 // Implemented by the pool (buddy_pool.cpp). All are thread safe.
 void release_block(std::uint32_t ref, const std::byte* data, std::uint32_t size) noexcept;
