@@ -57,8 +57,8 @@ void touch(void* p, std::size_t n) {
 
 void alloc_free_pool(benchmark::State& st, std::size_t size, bool touched) {
   auto& pool = shared_pool();
+  std::error_code ec;  // reused, as a hot loop would: constructing one is a libstdc++ call
   for (auto _ : st) {
-    std::error_code ec;
     Buffer b = pool.try_allocate(size, ec);
     if (touched) touch(b.data(), size);
     benchmark::DoNotOptimize(b.data());

@@ -17,19 +17,25 @@ namespace {
 
 constexpr std::uint32_t nil = 0xffffffffu;
 
-enum class NodeState : std::uint8_t { absent, free, split, allocated };
+// 16-bit fields on purpose: a store through a uint8_t may alias anything, which forces the
+// compiler to reload the chunk table after every state change on the hot path.
+// split_listed: split, and on its level's mergeable stack.
+enum class NodeState : std::uint16_t { absent, free, split, split_listed, allocated };
 
 // One node of a chunk's buddy tree, in level order from the root (local index 0).
-// A free node is linked in its level's free list; a split node whose children are all free is
-// linked, through the same prev/next, in its level's mergeable list. Allocated nodes are in no
-// list; `shared` is their SharedBuffer count.
+// A free node is linked in its level's doubly linked free list. A split node whose children all
+// became free is pushed (through `next`) on its level's mergeable stack, and stays there even if a
+// child is taken again: the entry is checked when popped. That keeps the stack off the hot path
+// of a block freed and taken again and again. Allocated nodes are in no list; `shared` is their
+// SharedBuffer count.
 struct Node {
   std::uint32_t prev = nil;
   std::uint32_t next = nil;
   std::atomic<std::uint32_t> shared{0};
   NodeState state = NodeState::absent;
-  std::uint8_t free_children = 0;
+  std::uint16_t free_children = 0;
 };
+static_assert(sizeof(Node) == 16);
 
 struct Chunk {
   std::byte* base = nullptr;
@@ -47,10 +53,9 @@ struct Registry {
   std::array<std::atomic<PoolCore*>, max_pools + 1> slots{};
 };
 
-Registry& registry() {
-  static Registry r;
-  return r;
-}
+constinit Registry g_registry;  // constant-initialised: no guard on the free path
+
+Registry& registry() { return g_registry; }
 
 }  // namespace
 
@@ -139,7 +144,7 @@ class PoolCore {
   std::vector<Chunk> chunks_;
   std::vector<std::uint16_t> free_slots_;
   std::array<List, max_levels> free_{};
-  std::array<List, max_levels> mergeable_{};  // by the level of the split parent
+  std::array<std::uint32_t, max_levels> mergeable_{};  // stack heads, by the parent's level
   Waiter* waiters_head_ = nullptr;
   Waiter* waiters_tail_ = nullptr;
   std::size_t waiter_count_ = 0;
@@ -215,6 +220,7 @@ PoolCore::PoolCore(BuddyPoolOptions options, std::error_code& ec) : options_(std
     return;
   }
   if (!o.backing) o.backing = make_mmap_chunk_allocator();
+  mergeable_.fill(nil);
 
   chunks_.resize(max_chunks_);
   free_slots_.reserve(max_chunks_);
@@ -260,7 +266,8 @@ PoolCore::~PoolCore() {
   }
 }
 
-int PoolCore::level_for(std::size_t size, std::error_code& ec) const noexcept {
+[[gnu::always_inline]] inline int PoolCore::level_for(std::size_t size,
+                                                     std::error_code& ec) const noexcept {
   if (size == 0) {
     ec = errc::invalid_size;
     return -1;
@@ -269,13 +276,12 @@ int PoolCore::level_for(std::size_t size, std::error_code& ec) const noexcept {
     ec = errc::too_large;
     return -1;
   }
-  ec.clear();
   if (size <= options_.min_block) return 0;
   const auto bits = static_cast<unsigned>(std::bit_width(size - 1));  // ceil(log2(size))
   return static_cast<int>((bits - min_shift_ + fshift_ - 1) / fshift_);
 }
 
-void PoolCore::push(List& list, std::uint32_t id) noexcept {
+[[gnu::always_inline]] inline void PoolCore::push(List& list, std::uint32_t id) noexcept {
   Node& n = node(id);
   n.prev = nil;
   n.next = list.head;
@@ -284,7 +290,7 @@ void PoolCore::push(List& list, std::uint32_t id) noexcept {
   ++list.count;
 }
 
-void PoolCore::unlink(List& list, std::uint32_t id) noexcept {
+[[gnu::always_inline]] inline void PoolCore::unlink(List& list, std::uint32_t id) noexcept {
   Node& n = node(id);
   if (n.prev != nil) {
     node(n.prev).next = n.next;
@@ -295,32 +301,40 @@ void PoolCore::unlink(List& list, std::uint32_t id) noexcept {
   --list.count;
 }
 
-std::uint32_t PoolCore::take_free(unsigned level) noexcept {
+[[gnu::always_inline]] inline std::uint32_t PoolCore::take_free(unsigned level) noexcept {
   const std::uint32_t id = free_[level].head;
   unlink(free_[level], id);
   node(id).state = NodeState::allocated;
   if (level != top_) {
     const std::uint32_t pid = parent_id(id);
-    if (node(pid).free_children-- == fanout_) unlink(mergeable_[level + 1], pid);
+    --node(pid).free_children;  // a stale mergeable entry is dropped when popped
   }
   return id;
 }
 
-void PoolCore::put_free(unsigned level, std::uint32_t id) noexcept {
+[[gnu::always_inline]] inline void PoolCore::put_free(unsigned level, std::uint32_t id) noexcept {
   node(id).state = NodeState::free;
   push(free_[level], id);
   if (level != top_) {
     const std::uint32_t pid = parent_id(id);
-    if (++node(pid).free_children == fanout_) push(mergeable_[level + 1], pid);
+    Node& parent = node(pid);
+    if (++parent.free_children == fanout_ && parent.state == NodeState::split) {
+      parent.state = NodeState::split_listed;
+      parent.next = mergeable_[level + 1];
+      mergeable_[level + 1] = pid;
+    }
   }
 }
 
 void PoolCore::merge_up_to(unsigned level) noexcept {
   // Ascending, so that a merge that completes its parent's set is merged in the same pass.
   for (unsigned k = 1; k <= level; ++k) {
-    while (mergeable_[k].head != nil) {
-      const std::uint32_t pid = mergeable_[k].head;
-      unlink(mergeable_[k], pid);
+    while (mergeable_[k] != nil) {
+      const std::uint32_t pid = mergeable_[k];
+      Node& parent = node(pid);
+      mergeable_[k] = parent.next;
+      parent.state = NodeState::split;
+      if (parent.free_children != fanout_) continue;  // a child was taken again since
       const std::uint32_t c0 = first_child_id(pid);
       for (std::uint32_t i = 0; i < fanout_; ++i) {
         unlink(free_[k - 1], c0 + i);
@@ -332,7 +346,7 @@ void PoolCore::merge_up_to(unsigned level) noexcept {
   }
 }
 
-std::uint32_t PoolCore::allocate_block(unsigned level) noexcept {
+[[gnu::always_inline]] inline std::uint32_t PoolCore::allocate_block(unsigned level) noexcept {
   // Prefer what lazy merging can rebuild over splitting a larger block: less fragmentation.
   if (free_[level].head == nil) merge_up_to(level);
   unsigned k = level;
@@ -353,7 +367,7 @@ std::uint32_t PoolCore::allocate_block(unsigned level) noexcept {
   return id;
 }
 
-Buffer PoolCore::make_buffer(std::uint32_t id, unsigned level, std::size_t size) noexcept {
+[[gnu::always_inline]] inline Buffer PoolCore::make_buffer(std::uint32_t id, unsigned level, std::size_t size) noexcept {
   const std::uint32_t chunk = id >> local_bits_;
   const std::uint32_t local = id & local_mask_;
   const std::size_t offset = std::size_t{local - first_[level]} << block_shift(level);
@@ -407,14 +421,21 @@ std::uint32_t PoolCore::allocate_locked(unsigned level, Lock& lk, std::error_cod
 
 Buffer PoolCore::try_allocate(std::size_t size, std::error_code& ec) noexcept {
   Buffer out;
-  if (allocate_now(size, out, ec)) return out;
-  return out;  // ec says out_of_memory
+  allocate_now(size, out, ec);  // on false, ec says out_of_memory
+  return out;
 }
 
 bool PoolCore::allocate_now(std::size_t size, Buffer& out, std::error_code& ec) noexcept {
   const int level = level_for(size, ec);
   if (level < 0) return true;
   Lock lk(lock_);
+  // The common case, kept flat: nobody waits and a block of the exact level is free.
+  if (waiters_head_ == nullptr && !closed_ && free_[level].head != nil) [[likely]] {
+    out = make_buffer(take_free(static_cast<unsigned>(level)), static_cast<unsigned>(level), size);
+    lk.unlock();
+    if (ec) ec.clear();
+    return true;
+  }
   if (waiters_head_ != nullptr && !closed_) {
     ec = errc::out_of_memory;  // first come, first served: queued waiters go first
     ++failures_;
@@ -433,7 +454,7 @@ bool PoolCore::allocate_now(std::size_t size, Buffer& out, std::error_code& ec) 
   Waiter* served = waiters_head_ ? serve_waiters_locked() : nullptr;
   lk.unlock();
   complete(served);
-  ec.clear();
+  if (ec) ec.clear();  // clear() calls into libstdc++: skip it when there is nothing to clear
   return true;
 }
 
@@ -523,6 +544,7 @@ void PoolCore::release(std::uint32_t chunk, std::uint32_t level, const std::byte
   --blocks_out_;
   bytes_in_use_ -= block_size(level);
   bytes_requested_ -= size;
+  if (waiters_head_ == nullptr && !orphaned_) [[likely]] return;
   Waiter* served = waiters_head_ ? serve_waiters_locked() : nullptr;
   const bool destroy = should_destroy();
   lk.unlock();
