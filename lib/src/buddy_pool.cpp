@@ -55,7 +55,9 @@ struct Registry {
 
 constinit Registry g_registry;  // constant-initialised: no guard on the free path
 
-Registry& registry() { return g_registry; }
+Registry& registry() {
+  return g_registry;
+}
 
 }  // namespace
 
@@ -267,7 +269,7 @@ PoolCore::~PoolCore() {
 }
 
 [[gnu::always_inline]] inline int PoolCore::level_for(std::size_t size,
-                                                     std::error_code& ec) const noexcept {
+                                                      std::error_code& ec) const noexcept {
   if (size == 0) {
     ec = errc::invalid_size;
     return -1;
@@ -367,7 +369,8 @@ void PoolCore::merge_up_to(unsigned level) noexcept {
   return id;
 }
 
-[[gnu::always_inline]] inline Buffer PoolCore::make_buffer(std::uint32_t id, unsigned level, std::size_t size) noexcept {
+[[gnu::always_inline]] inline Buffer PoolCore::make_buffer(std::uint32_t id, unsigned level,
+                                                           std::size_t size) noexcept {
   const std::uint32_t chunk = id >> local_bits_;
   const std::uint32_t local = id & local_mask_;
   const std::size_t offset = std::size_t{local - first_[level]} << block_shift(level);
@@ -544,7 +547,8 @@ void PoolCore::release(std::uint32_t chunk, std::uint32_t level, const std::byte
   --blocks_out_;
   bytes_in_use_ -= block_size(level);
   bytes_requested_ -= size;
-  if (waiters_head_ == nullptr && !orphaned_) [[likely]] return;
+  if (waiters_head_ == nullptr && !orphaned_) [[likely]]
+    return;
   Waiter* served = waiters_head_ ? serve_waiters_locked() : nullptr;
   const bool destroy = should_destroy();
   lk.unlock();

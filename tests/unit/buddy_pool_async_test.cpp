@@ -248,7 +248,9 @@ TEST(BuddyPoolAsync, OrOperatorWithFreeMemoryReturnsTheBuffer) {
     auto result =
         co_await (pool.async_allocate(1 * MiB, use_awaitable) || timer.async_wait(use_awaitable));
     EXPECT_EQ(result.index(), 0u);
-    if (result.index() == 0) EXPECT_EQ(std::get<0>(result).capacity(), 1 * MiB);
+    if (result.index() == 0) {
+      EXPECT_EQ(std::get<0>(result).capacity(), 1 * MiB);
+    }
   });
   EXPECT_EQ(pool.stats().bytes_in_use, 0u);
 }
@@ -351,6 +353,68 @@ TEST(BuddyPoolAsync, MultiThreadedIoContextServesEveryWaiter) {
   EXPECT_EQ(done.load(), tasks);
   EXPECT_EQ(pool.stats().bytes_in_use, 0u);
   EXPECT_EQ(pool.stats().waiters, 0u);
+}
+
+}  // namespace
+}  // namespace bufpool
+
+namespace bufpool {
+namespace {
+
+TEST(BuddyPoolAsyncFor, TimesOutWithTimedOutAndCountsIt) {
+  BuddyPool pool(limit64());
+  Buffer whole = pool.allocate(64 * MiB);
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    auto [ec, b] = co_await pool.async_allocate_for(1 * MiB, 20ms, asio::as_tuple(use_awaitable));
+    EXPECT_EQ(ec, errc::timed_out);
+    EXPECT_TRUE(b.empty());
+  });
+  const auto s = pool.stats();
+  EXPECT_EQ(s.timeouts, 1u);
+  EXPECT_EQ(s.cancellations, 1u);
+  EXPECT_EQ(s.waiters, 0u);
+}
+
+TEST(BuddyPoolAsyncFor, ServedBeforeTheDeadline) {
+  BuddyPool pool(limit64());
+  Buffer whole = pool.allocate(64 * MiB);
+  asio::io_context io;
+  Result r;
+  pool.async_allocate_for(16 * MiB, 10s, recorder(io, r));
+  asio::steady_timer later(io, 10ms);
+  later.async_wait([&](boost::system::error_code) { whole.reset(); });
+  const auto t0 = std::chrono::steady_clock::now();
+  io.run();  // returns once the allocation is served and the timer is cancelled
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  ASSERT_TRUE(r.ec);
+  EXPECT_FALSE(*r.ec);
+  EXPECT_EQ(r.buffer.capacity(), 16 * MiB);
+  EXPECT_EQ(pool.stats().timeouts, 0u);
+}
+
+TEST(BuddyPoolAsyncFor, ImmediateWhenFreeAndOuterCancellationWorks) {
+  BuddyPool pool(limit64());
+  asio::io_context io;
+  Result now;
+  pool.async_allocate_for(1, 1s, recorder(io, now));
+  io.run();
+  ASSERT_TRUE(now.ec);
+  EXPECT_FALSE(*now.ec);
+
+  now.buffer.reset();
+  Buffer whole = pool.allocate(64 * MiB);
+  asio::cancellation_signal signal;
+  Result r;
+  io.restart();
+  pool.async_allocate_for(1 * MiB, 10s,
+                          asio::bind_cancellation_slot(signal.slot(), recorder(io, r)));
+  io.poll();
+  signal.emit(asio::cancellation_type::terminal);
+  io.run();
+  ASSERT_TRUE(r.ec);
+  EXPECT_EQ(*r.ec, errc::cancelled);
+  EXPECT_EQ(pool.stats().timeouts, 0u);
 }
 
 }  // namespace

@@ -11,6 +11,10 @@
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/basic_waitable_timer.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/system/error_code.hpp>
 
@@ -125,6 +129,16 @@ class BuddyPool {
         token, size);
   }
 
+  /// As async_allocate, but a wait that lasts longer than `timeout` completes with
+  /// errc::timed_out (and counts in stats().timeouts). The timer runs on the handler's associated
+  /// executor, which therefore must be usable with asio::steady_timer (any I/O executor, a strand,
+  /// or the system executor). When memory is free it completes at once and starts no timer. The
+  /// timer and the allocation complete on that executor: on a multi-threaded io_context use a
+  /// strand. A result that races the deadline wins: the caller gets the buffer.
+  template <typename CompletionToken>
+  auto async_allocate_for(std::size_t size, std::chrono::steady_clock::duration timeout,
+                          CompletionToken&& token);
+
   /// Fails every waiter with errc::closed and refuses later allocations with errc::closed.
   /// Frees keep working. Idempotent.
   void close() noexcept;
@@ -150,5 +164,86 @@ class BuddyPool {
  private:
   detail::PoolCore* core_;
 };
+
+namespace detail {
+
+// The state shared by the timer and the allocation of one async_allocate_for.
+template <typename Handler>
+struct TimedAllocation : std::enable_shared_from_this<TimedAllocation<Handler>> {
+  using Executor = boost::asio::associated_executor_t<Handler>;
+
+  TimedAllocation(Handler&& h, BuddyPool& p)
+      : handler(std::move(h)),
+        executor(boost::asio::get_associated_executor(handler)),
+        timer(executor),
+        outer(boost::asio::get_associated_cancellation_slot(handler)),
+        pool(p) {}
+
+  struct Forward {  // outer cancellation -> the inner allocation
+    TimedAllocation* self;
+    void operator()(boost::asio::cancellation_type type) const { self->inner.emit(type); }
+  };
+
+  void start(std::size_t size, std::chrono::steady_clock::duration timeout) {
+    if (outer.is_connected()) outer.template emplace<Forward>(Forward{this});
+    timer.expires_after(timeout);
+    timer.async_wait(boost::asio::bind_executor(
+        executor, [self = this->shared_from_this()](boost::system::error_code ec) {
+          if (ec || self->done) return;
+          self->timed_out = true;
+          self->inner.emit(boost::asio::cancellation_type::terminal);
+        }));
+    pool.async_allocate(
+        size, boost::asio::bind_cancellation_slot(
+                  inner.slot(), boost::asio::bind_executor(
+                                    executor, [self = this->shared_from_this()](
+                                                  boost::system::error_code ec, Buffer buffer) {
+                                      self->finish(ec, std::move(buffer));
+                                    })));
+  }
+
+  void finish(boost::system::error_code ec, Buffer buffer) {
+    done = true;
+    timer.cancel();
+    if (outer.is_connected()) outer.clear();
+    if (ec == errc::cancelled && timed_out) {
+      ec = boost::system::error_code(make_error_code(errc::timed_out));
+      pool.note_timeout();
+    }
+    Handler h = std::move(handler);
+    std::move(h)(ec, std::move(buffer));
+  }
+
+  Handler handler;
+  Executor executor;
+  boost::asio::basic_waitable_timer<std::chrono::steady_clock,
+                                    boost::asio::wait_traits<std::chrono::steady_clock>, Executor>
+      timer;
+  boost::asio::cancellation_slot outer;
+  boost::asio::cancellation_signal inner;
+  BuddyPool& pool;
+  bool done = false;
+  bool timed_out = false;
+};
+
+}  // namespace detail
+
+template <typename CompletionToken>
+auto BuddyPool::async_allocate_for(std::size_t size, std::chrono::steady_clock::duration timeout,
+                                   CompletionToken&& token) {
+  return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code, Buffer)>(
+      [this](auto handler, std::size_t n, std::chrono::steady_clock::duration t) {
+        Buffer buffer;
+        std::error_code ec;
+        if (detail::allocate_now(core_, n, buffer, ec)) {
+          boost::asio::post(boost::asio::append(std::move(handler), boost::system::error_code(ec),
+                                                std::move(buffer)));
+          return;
+        }
+        using Handler = std::decay_t<decltype(handler)>;
+        std::make_shared<detail::TimedAllocation<Handler>>(std::move(handler), *this)->start(n, t);
+      },
+      token, size, timeout);
+}
 
 }  // namespace bufpool
