@@ -190,36 +190,66 @@ asio::awaitable<void> try_allocate_in_coroutine(benchmark::State& st) {
 }
 
 // Free on this thread, resume on the io thread: the time between the two, per iteration.
-void wake_latency(benchmark::State& st) {
+// busy=false: the io thread sleeps in epoll between events, as an idle server's does, so the
+// figure includes the kernel waking it. busy=true: the io thread polls, as a loaded server's is
+// busy. pool=false is the baseline: a plain asio::post to the same thread, no pool involved.
+void wake_latency(benchmark::State& st, bool use_pool, bool busy) {
   BuddyPool pool({.max_memory = 64 * MiB});
   asio::io_context io(1);
   auto guard = asio::make_work_guard(io);
-  std::thread io_thread([&] { io.run(); });
+  std::atomic<bool> stop{false};
+  std::thread io_thread([&] {
+    if (busy) {
+      while (!stop.load(std::memory_order_relaxed))
+        io.poll();
+    } else {
+      io.run();
+    }
+  });
   std::atomic<std::int64_t> resumed{0};
+  std::atomic<bool> finished{false};
   std::vector<double> latencies;
   latencies.reserve(static_cast<std::size_t>(st.max_iterations));
   for (auto _ : st) {
     Buffer whole = pool.allocate(64 * MiB);
     resumed.store(0);
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-          Buffer b = co_await pool.async_allocate(16 * MiB, asio::use_awaitable);
-          resumed.store(Clock::now().time_since_epoch().count(), std::memory_order_release);
-        },
-        asio::detached);
-    while (pool.stats().waiters == 0)
-      std::this_thread::yield();
-    const auto t0 = Clock::now().time_since_epoch().count();
-    whole.reset();
+    finished.store(false);
+    std::int64_t t0 = 0;
+    if (use_pool) {
+      asio::co_spawn(
+          io,
+          [&]() -> asio::awaitable<void> {
+            Buffer b = co_await pool.async_allocate(16 * MiB, asio::use_awaitable);
+            resumed.store(Clock::now().time_since_epoch().count(), std::memory_order_release);
+            b.reset();  // before the next iteration asks for the whole chunk again
+            finished.store(true, std::memory_order_release);
+          },
+          asio::detached);
+      while (pool.stats().waiters == 0)
+        std::this_thread::yield();
+      if (!busy) std::this_thread::sleep_for(std::chrono::microseconds(50));  // let it sleep
+      t0 = Clock::now().time_since_epoch().count();
+      whole.reset();
+    } else {
+      if (!busy) std::this_thread::sleep_for(std::chrono::microseconds(50));
+      t0 = Clock::now().time_since_epoch().count();
+      asio::post(io, [&] {
+        resumed.store(Clock::now().time_since_epoch().count(), std::memory_order_release);
+        finished.store(true, std::memory_order_release);
+      });
+    }
     std::int64_t t1;
     while ((t1 = resumed.load(std::memory_order_acquire)) == 0) {
+    }
+    while (!finished.load(std::memory_order_acquire)) {
     }
     const double seconds = static_cast<double>(t1 - t0) * 1e-9;
     st.SetIterationTime(seconds);
     latencies.push_back(seconds * 1e6);
   }
+  stop.store(true);
   guard.reset();
+  io.stop();
   io_thread.join();
   std::sort(latencies.begin(), latencies.end());
   auto pct = [&](double q) {
@@ -285,10 +315,19 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("co_await/try_allocate_1MiB_sync", [](benchmark::State& st) {
     run_coroutine(st, try_allocate_in_coroutine);
   });
-  benchmark::RegisterBenchmark("wake_latency/free_to_resume", wake_latency)
-      ->UseManualTime()
-      ->Iterations(2000)
-      ->Unit(benchmark::kMicrosecond);
+  for (bool busy : {false, true}) {
+    const std::string mode = busy ? "/busy_io_thread" : "/idle_io_thread";
+    benchmark::RegisterBenchmark(("wake_latency/free_to_resume" + mode).c_str(), wake_latency, true,
+                                 busy)
+        ->UseManualTime()
+        ->Iterations(2000)
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("wake_latency/asio_post_baseline" + mode).c_str(), wake_latency,
+                                 false, busy)
+        ->UseManualTime()
+        ->Iterations(2000)
+        ->Unit(benchmark::kMicrosecond);
+  }
   benchmark::RegisterBenchmark("contended/bufpool", contended_pool)->Threads(2)->UseRealTime();
   for (const auto& m : peers) {
     benchmark::RegisterBenchmark(("contended/" + m.name).c_str(), contended_malloc, m)

@@ -17,6 +17,12 @@ namespace {
 
 constexpr std::uint32_t nil = 0xffffffffu;
 
+// A node id is [chunk: 16 bits][local index: 16 bits]. The layout is a compile-time constant on
+// purpose: as members, the shift and mask were reloaded after every store to a node (a uint32_t
+// store may alias them), which cost several ns per allocation.
+constexpr unsigned local_bits = 16;
+constexpr std::uint32_t local_mask = (1u << local_bits) - 1;
+
 // 16-bit fields on purpose: a store through a uint8_t may alias anything, which forces the
 // compiler to reload the chunk table after every state change on the hot path.
 // split_listed: split, and on its level's mergeable stack.
@@ -98,19 +104,17 @@ class PoolCore {
  private:
   using Lock = std::unique_lock<SpinLock>;
 
-  unsigned block_shift(unsigned level) const noexcept { return min_shift_ + level * fshift_; }
+  unsigned block_shift(unsigned level) const noexcept { return shift_[level]; }
   std::uint32_t local_of(std::uint32_t chunk, std::uint32_t level, const std::byte* data) const {
     auto offset = static_cast<std::size_t>(data - chunks_[chunk].base);
-    return first_[level] + static_cast<std::uint32_t>(offset >> block_shift(level));
+    return static_cast<std::uint32_t>(first_[level] + (offset >> block_shift(level)));
   }
-  Node& node(std::uint32_t id) noexcept {
-    return chunks_[id >> local_bits_].nodes[id & local_mask_];
-  }
+  Node& node(std::uint32_t id) noexcept { return chunks_[id >> local_bits].nodes[id & local_mask]; }
   std::uint32_t parent_id(std::uint32_t id) const noexcept {
-    return (id & ~local_mask_) | (((id & local_mask_) - 1) >> fshift_);
+    return (id & ~local_mask) | (((id & local_mask) - 1) >> fshift_);
   }
   std::uint32_t first_child_id(std::uint32_t id) const noexcept {
-    return (id & ~local_mask_) | (((id & local_mask_) << fshift_) + 1);
+    return (id & ~local_mask) | (((id & local_mask) << fshift_) + 1);
   }
 
   void push(List& list, std::uint32_t id) noexcept;
@@ -126,21 +130,23 @@ class PoolCore {
   void unlink_waiter(Waiter* w) noexcept;
   static void complete(Waiter* served) noexcept;
   bool should_destroy() const noexcept {
-    return orphaned_ && blocks_out_ == 0 && live_waiters_ == 0;
+    // Every block has a non-zero size, so no bytes in use means no block out.
+    return orphaned_ && bytes_in_use_ == 0 && live_waiters_ == 0;
   }
 
   BuddyPoolOptions options_;
   std::uint32_t slot_ = 0;
+  // Hot geometry is size_t, not unsigned: stores to a node's uint32_t fields may alias an unsigned
+  // member and force a reload; they cannot alias a size_t.
   unsigned levels_ = 0;
-  unsigned top_ = 0;
-  unsigned fshift_ = 0;  // log2(fanout)
+  std::size_t top_ = 0;
+  std::size_t fshift_ = 0;  // log2(fanout)
   unsigned min_shift_ = 0;
-  unsigned local_bits_ = 0;
-  std::uint32_t local_mask_ = 0;
-  std::uint32_t fanout_ = 0;
+  std::size_t fanout_ = 0;
   std::uint32_t nodes_per_chunk_ = 0;
   std::size_t max_chunks_ = 0;
-  std::array<std::uint32_t, max_levels> first_{};
+  std::array<std::size_t, max_levels> first_{};   // first local node index of each level
+  std::array<std::uint8_t, max_levels> shift_{};  // log2 of each level's block size
 
   mutable SpinLock lock_;
   std::vector<Chunk> chunks_;
@@ -152,7 +158,6 @@ class PoolCore {
   std::size_t waiter_count_ = 0;
   std::size_t chunks_held_ = 0;
   std::size_t pending_chunks_ = 0;
-  std::size_t blocks_out_ = 0;
   std::size_t live_waiters_ = 0;
   bool closed_ = false;
   bool orphaned_ = false;
@@ -203,21 +208,20 @@ PoolCore::PoolCore(BuddyPoolOptions options, std::error_code& ec) : options_(std
     ec = errc::invalid_argument;  // chunk_size / min_block is not a power of the fanout
     return;
   }
-  levels_ = span_shift / fshift_ + 1;
+  levels_ = static_cast<unsigned>(span_shift / fshift_ + 1);
   top_ = levels_ - 1;
   // Level k sits at depth top-k; the first node at depth d is (f^d - 1) / (f - 1).
   std::uint64_t at_depth = 1, first = 0;
   for (unsigned d = 0; d < levels_; ++d) {
-    first_[top_ - d] = static_cast<std::uint32_t>(first);
+    first_[top_ - d] = first;
     first += at_depth;
     at_depth <<= fshift_;
   }
   nodes_per_chunk_ = static_cast<std::uint32_t>(first);
-  local_bits_ = static_cast<unsigned>(std::bit_width(nodes_per_chunk_ - 1u));
-  local_mask_ = (1u << local_bits_) - 1;
+  for (unsigned k = 0; k < levels_; ++k)
+    shift_[k] = static_cast<std::uint8_t>(min_shift_ + k * fshift_);
   max_chunks_ = o.max_memory / o.chunk_size;
-  if (max_chunks_ > max_chunks || levels_ > max_levels ||
-      local_bits_ + std::bit_width(max_chunks_ - 1) > 32) {
+  if (max_chunks_ > max_chunks || levels_ > max_levels || nodes_per_chunk_ > local_mask + 1) {
     ec = errc::invalid_argument;
     return;
   }
@@ -280,7 +284,8 @@ PoolCore::~PoolCore() {
   }
   if (size <= options_.min_block) return 0;
   const auto bits = static_cast<unsigned>(std::bit_width(size - 1));  // ceil(log2(size))
-  return static_cast<int>((bits - min_shift_ + fshift_ - 1) / fshift_);
+  // Divide by fshift_ (1 or 2) with a shift: a runtime `div` here cost 3 ns per allocation.
+  return static_cast<int>((bits - min_shift_ + fshift_ - 1) >> (fshift_ - 1));
 }
 
 [[gnu::always_inline]] inline void PoolCore::push(List& list, std::uint32_t id) noexcept {
@@ -371,10 +376,9 @@ void PoolCore::merge_up_to(unsigned level) noexcept {
 
 [[gnu::always_inline]] inline Buffer PoolCore::make_buffer(std::uint32_t id, unsigned level,
                                                            std::size_t size) noexcept {
-  const std::uint32_t chunk = id >> local_bits_;
-  const std::uint32_t local = id & local_mask_;
-  const std::size_t offset = std::size_t{local - first_[level]} << block_shift(level);
-  ++blocks_out_;
+  const std::uint32_t chunk = id >> local_bits;
+  const std::uint32_t local = id & local_mask;
+  const std::size_t offset = (std::size_t{local} - first_[level]) << block_shift(level);
   ++allocations_;
   bytes_in_use_ += block_size(level);
   bytes_requested_ += size;
@@ -401,7 +405,7 @@ bool PoolCore::install_chunk(Lock& lk, std::error_code& ec) noexcept {
   free_slots_.pop_back();
   chunks_[slot] = Chunk{static_cast<std::byte*>(mem), nodes};
   ++chunks_held_;
-  put_free(top_, std::uint32_t{slot} << local_bits_);
+  put_free(static_cast<unsigned>(top_), std::uint32_t{slot} << local_bits);
   return true;
 }
 
@@ -422,13 +426,15 @@ std::uint32_t PoolCore::allocate_locked(unsigned level, Lock& lk, std::error_cod
   }
 }
 
-Buffer PoolCore::try_allocate(std::size_t size, std::error_code& ec) noexcept {
+[[gnu::always_inline]] inline Buffer PoolCore::try_allocate(std::size_t size,
+                                                            std::error_code& ec) noexcept {
   Buffer out;
   allocate_now(size, out, ec);  // on false, ec says out_of_memory
   return out;
 }
 
-bool PoolCore::allocate_now(std::size_t size, Buffer& out, std::error_code& ec) noexcept {
+[[gnu::always_inline]] inline bool PoolCore::allocate_now(std::size_t size, Buffer& out,
+                                                          std::error_code& ec) noexcept {
   const int level = level_for(size, ec);
   if (level < 0) return true;
   Lock lk(lock_);
@@ -538,13 +544,13 @@ void PoolCore::complete(Waiter* served) noexcept {
   }
 }
 
-void PoolCore::release(std::uint32_t chunk, std::uint32_t level, const std::byte* data,
-                       std::uint32_t size) noexcept {
+[[gnu::always_inline]] inline void PoolCore::release(std::uint32_t chunk, std::uint32_t level,
+                                                     const std::byte* data,
+                                                     std::uint32_t size) noexcept {
   Lock lk(lock_);
-  const std::uint32_t id = (chunk << local_bits_) | local_of(chunk, level, data);
+  const std::uint32_t id = (chunk << local_bits) | local_of(chunk, level, data);
   assert(node(id).state == NodeState::allocated);
   put_free(level, id);
-  --blocks_out_;
   bytes_in_use_ -= block_size(level);
   bytes_requested_ -= size;
   if (waiters_head_ == nullptr && !orphaned_) [[likely]]
@@ -604,12 +610,12 @@ std::size_t PoolCore::trim(std::size_t keep_bytes) noexcept {
   {
     Lock lk(lock_);
     if (waiters_head_ != nullptr) return 0;
-    merge_up_to(top_);
+    merge_up_to(static_cast<unsigned>(top_));
     const std::size_t keep = (keep_bytes + options_.chunk_size - 1) / options_.chunk_size;
     while (free_[top_].head != nil && chunks_held_ > keep) {
       const std::uint32_t root = free_[top_].head;
       unlink(free_[top_], root);
-      const auto slot = static_cast<std::uint16_t>(root >> local_bits_);
+      const auto slot = static_cast<std::uint16_t>(root >> local_bits);
       released.push_back(chunks_[slot]);
       chunks_[slot] = Chunk{};
       free_slots_.push_back(slot);
@@ -627,7 +633,7 @@ BuddyPoolStats PoolCore::stats() {
   BuddyPoolStats s;
   s.free_blocks.resize(levels_);
   Lock lk(lock_);
-  merge_up_to(top_);
+  merge_up_to(static_cast<unsigned>(top_));
   s.chunks_held = chunks_held_;
   s.bytes_reserved = chunks_held_ * options_.chunk_size;
   s.bytes_in_use = bytes_in_use_;
