@@ -68,6 +68,12 @@ class PoolCore;
 bool allocate_now(PoolCore* core, std::size_t size, Buffer& out, std::error_code& ec) noexcept;
 // Queues the waiter, or completes it through its executor if memory appeared meanwhile.
 void enqueue_waiter(PoolCore* core, WaiterBase* waiter) noexcept;
+// Completes a request that finished at once: posted, so never inside the initiating call.
+template <typename Handler>
+void post_result(Handler&& handler, std::error_code ec, Buffer&& buffer) {
+  boost::asio::post(boost::asio::append(std::forward<Handler>(handler),
+                                        boost::system::error_code(ec), std::move(buffer)));
+}
 }  // namespace detail
 
 /// A buddy allocator of buffers from fixed-size chunks, with a hard memory limit.
@@ -108,8 +114,8 @@ class BuddyPool {
   /// backing_failed. Completes through the handler's associated executor (system_executor if it
   /// has none), never inside the initiating call and never inside a free. As with every Asio
   /// operation, emit cancellation from that executor (on a multi-threaded io_context, run the
-  /// coroutine on a strand). The result is an RAII
-  /// Buffer, so a result that is dropped (a lost race with a timeout) goes back to the pool.
+  /// coroutine on a strand). The result is an RAII Buffer, so a result that is dropped (a lost
+  /// race with a timeout) goes back to the pool.
   template <typename CompletionToken>
   auto async_allocate(std::size_t size, CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code, Buffer)>(
@@ -117,8 +123,7 @@ class BuddyPool {
           Buffer buffer;
           std::error_code ec;
           if (detail::allocate_now(core, n, buffer, ec)) {
-            boost::asio::post(boost::asio::append(std::move(handler), boost::system::error_code(ec),
-                                                  std::move(buffer)));
+            detail::post_result(std::move(handler), ec, std::move(buffer));
           } else {
             using Handler = std::decay_t<decltype(handler)>;
             detail::enqueue_waiter(
@@ -236,8 +241,7 @@ auto BuddyPool::async_allocate_for(std::size_t size, std::chrono::steady_clock::
         Buffer buffer;
         std::error_code ec;
         if (detail::allocate_now(core_, n, buffer, ec)) {
-          boost::asio::post(boost::asio::append(std::move(handler), boost::system::error_code(ec),
-                                                std::move(buffer)));
+          detail::post_result(std::move(handler), ec, std::move(buffer));
           return;
         }
         using Handler = std::decay_t<decltype(handler)>;
