@@ -150,6 +150,26 @@ TEST(BuddyPoolAsync, WaiterCompletesAfterFreeFromAnotherThread) {
   EXPECT_EQ(pool.stats().waits, 1u);
 }
 
+// The free runs on the waiter's own io thread, where running the handler inline would be easiest
+// to get wrong: the handler must still only run later, from the io_context's queue.
+TEST(BuddyPoolAsync, FreeNeverRunsTheWaiterInline) {
+  BuddyPool pool(limit64());
+  Buffer whole = pool.allocate(64 * MiB);
+  asio::io_context io;
+  Result r;
+  pool.async_allocate(1 * MiB, recorder(io, r));
+  bool ran_inline = true;
+  asio::post(io, [&] {
+    whole.reset();  // serves the waiter
+    ran_inline = r.ec.has_value();
+  });
+  io.run();
+  EXPECT_FALSE(ran_inline) << "the waiter's handler ran inside the free";
+  ASSERT_TRUE(r.ec);
+  EXPECT_FALSE(*r.ec);
+  EXPECT_EQ(r.buffer.capacity(), 1 * MiB);
+}
+
 // Seed: one 64 MiB free serves four 16 MiB waiters.
 TEST(BuddyPoolAsync, OneFreeServesFourWaiters) {
   BuddyPool pool(limit64());
