@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "test_support.hpp"
@@ -206,6 +207,22 @@ TEST(BuddyPool, BuffersOutliveThePool) {
   EXPECT_EQ(survivor.capacity(), 4 * MiB);
   survivor.reset();
   EXPECT_EQ(backing->live(), 0);
+}
+
+TEST(BuddyPool, TooManyLivePoolsIsAClearError) {
+  std::vector<std::unique_ptr<BuddyPool>> pools;
+  std::error_code error;
+  try {
+    for (int i = 0; i < 5000; ++i)
+      pools.push_back(std::make_unique<BuddyPool>());
+  } catch (const std::system_error& e) {
+    error = e.code();
+  }
+  EXPECT_EQ(error, errc::too_many_pools);
+  EXPECT_GE(pools.size(), 2000u);  // 2,047 slots, less any pool another test still holds
+  EXPECT_LE(pools.size(), 2047u);
+  pools.pop_back();
+  EXPECT_NO_THROW(pools.push_back(std::make_unique<BuddyPool>()));  // a freed slot is reused
 }
 
 TEST(BuddyPool, ClosedPoolRefusesAllocations) {
