@@ -1,0 +1,253 @@
+#include "bufpool/node_pool.hpp"
+
+#include <array>
+#include <bit>
+#include <cstring>
+
+#include "bufpool/buddy_pool.hpp"
+
+namespace bufpool {
+namespace detail {
+
+// One slab of nodes. Every node's header word points here.
+struct NodeSlab {
+  NodePool* pool;
+  std::byte* memory;  // first slot
+  std::byte* raw;     // what to give back (system heap); unused for a BuddyPool slab
+  std::size_t raw_bytes;
+  std::size_t raw_align;
+  Buffer buffer;  // the block, when the slab came from a BuddyPool
+};
+
+// A thread's cache of free nodes for one pool id. Trivial on purpose: a trivially destructible
+// thread_local is reached with a plain %fs-relative access, without the lazy-init wrapper.
+// `generation` names the pool instance the nodes belong to (generations are never reused), so
+// a slot left behind by a destroyed pool is recognised and dropped, never dereferenced.
+struct NodeCacheSlot {
+  std::uint64_t generation;
+  void* head;
+  std::size_t count;
+};
+
+namespace {
+
+constexpr std::uint32_t max_node_pools = 256;
+
+struct NodePoolRegistry {
+  std::mutex mutex;
+  std::array<NodePool*, max_node_pools> pools{};
+  std::array<std::uint64_t, max_node_pools> generations{};
+  std::uint64_t next_generation = 1;
+};
+constinit NodePoolRegistry g_node_registry;
+
+constinit thread_local std::array<NodeCacheSlot, max_node_pools> tls_slots{};
+
+void*& next_of(void* node) noexcept {
+  return *static_cast<void**>(node);
+}
+
+// Flushes this thread's caches back to their (still live) pools when the thread exits.
+struct ThreadExitFlush {
+  ~ThreadExitFlush() {
+    std::lock_guard lk(g_node_registry.mutex);  // a pool cannot be destroyed meanwhile
+    for (std::uint32_t id = 0; id < max_node_pools; ++id) {
+      NodeCacheSlot& s = tls_slots[id];
+      if (s.generation != 0 && s.generation == g_node_registry.generations[id]) {
+        g_node_registry.pools[id]->flush_thread_cache();
+      }
+      s = {};
+    }
+  }
+};
+thread_local ThreadExitFlush tls_exit_flush;
+
+std::size_t round_up(std::size_t v, std::size_t a) {
+  return (v + a - 1) & ~(a - 1);
+}
+
+}  // namespace
+}  // namespace detail
+
+NodePool::NodePool(NodePoolOptions options) : options_(options) {
+  auto& o = options_;
+  if (o.node_size == 0 || !std::has_single_bit(o.node_align) || o.node_align > 4096 ||
+      o.nodes_per_slab == 0) {
+    throw std::system_error(make_error_code(errc::invalid_argument), "bufpool::NodePool");
+  }
+  // A free node keeps its free-list link in its first word.
+  o.node_size = std::max(o.node_size, sizeof(void*));
+  o.node_align = std::max(o.node_align, alignof(void*));
+  header_ = detail::round_up(sizeof(void*), o.node_align);
+  stride_ = detail::round_up(header_ + o.node_size, o.node_align);
+  auto& r = detail::g_node_registry;
+  std::lock_guard lk(r.mutex);
+  for (std::uint32_t id = 0; id < detail::max_node_pools; ++id) {
+    if (r.pools[id] == nullptr) {
+      id_ = id;
+      generation_ = r.next_generation++;
+      r.pools[id] = this;
+      r.generations[id] = generation_;
+      return;
+    }
+  }
+  throw std::system_error(make_error_code(errc::too_many_pools), "bufpool::NodePool");
+}
+
+NodePool::~NodePool() {
+  {
+    auto& r = detail::g_node_registry;
+    std::lock_guard lk(r.mutex);
+    r.pools[id_] = nullptr;
+    r.generations[id_] = 0;
+  }
+  for (detail::NodeSlab* slab : slabs_) {
+    if (slab->raw)
+      ::operator delete (slab->raw, slab->raw_bytes, std::align_val_t{slab->raw_align});
+    delete slab;  // a BuddyPool slab's Buffer goes back here
+  }
+}
+
+detail::NodeCacheSlot& NodePool::slot() noexcept {
+  detail::NodeCacheSlot& s = detail::tls_slots[id_];
+  if (s.generation != generation_) [[unlikely]] {
+    // First use by this thread, or the slot belonged to a pool that has since been destroyed:
+    // its nodes died with that pool, so they are dropped untouched.
+    s = {generation_, nullptr, 0};
+    static_cast<void>(&detail::tls_exit_flush);  // odr-use: registers the thread-exit flush
+  }
+  return s;
+}
+
+void* NodePool::try_allocate() noexcept {
+  detail::NodeCacheSlot& s = slot();
+  if (void* node = s.head) [[likely]] {
+    s.head = detail::next_of(node);
+    --s.count;
+    return node;
+  }
+  return refill(s);
+}
+
+void* NodePool::allocate() {
+  void* node = try_allocate();
+  if (!node) throw std::bad_alloc();
+  return node;
+}
+
+void NodePool::deallocate(void* node) noexcept {
+  detail::NodeCacheSlot& s = slot();
+  if (s.count == cache_max) [[unlikely]]
+    flush(s, cache_max - batch);
+  detail::next_of(node) = s.head;
+  s.head = node;
+  ++s.count;
+}
+
+NodePool* NodePool::owner(const void* node) noexcept {
+  const auto* header = static_cast<const std::byte*>(node) - sizeof(void*);
+  detail::NodeSlab* slab;
+  std::memcpy(&slab, header, sizeof slab);
+  return slab->pool;
+}
+
+void* NodePool::refill(detail::NodeCacheSlot& s) noexcept {
+  std::lock_guard lk(mutex_);
+  if (shared_head_ == nullptr && !grow_locked()) return nullptr;
+  // Take up to a batch: one lock per `batch` allocations.
+  void* node = shared_head_;
+  shared_head_ = detail::next_of(node);
+  --shared_count_;
+  for (std::size_t i = 1; i < batch && shared_head_; ++i) {
+    void* n = shared_head_;
+    shared_head_ = detail::next_of(n);
+    --shared_count_;
+    detail::next_of(n) = s.head;
+    s.head = n;
+    ++s.count;
+  }
+  return node;
+}
+
+void NodePool::flush(detail::NodeCacheSlot& s, std::size_t keep) noexcept {
+  if (s.count <= keep) return;
+  // Unlink the surplus first, then splice it in with one short critical section.
+  void* first = s.head;
+  void* last = first;
+  std::size_t moved = 1;
+  while (s.count - moved > keep) {
+    last = detail::next_of(last);
+    ++moved;
+  }
+  s.head = detail::next_of(last);
+  s.count -= moved;
+  std::lock_guard lk(mutex_);
+  detail::next_of(last) = shared_head_;
+  shared_head_ = first;
+  shared_count_ += moved;
+}
+
+void NodePool::flush_thread_cache() noexcept {
+  flush(slot(), 0);
+}
+
+bool NodePool::grow_locked() noexcept {
+  std::size_t n = options_.nodes_per_slab;
+  if (options_.max_nodes != 0) {
+    if (capacity_ >= options_.max_nodes) return false;
+    n = std::min(n, options_.max_nodes - capacity_);
+  }
+  auto* slab = new (std::nothrow) detail::NodeSlab{this, nullptr, nullptr, 0, 0, Buffer()};
+  if (!slab) return false;
+  const std::size_t align = options_.node_align;
+  const std::size_t bytes = n * stride_;
+  if (options_.slab_source) {
+    std::error_code ec;
+    slab->buffer = options_.slab_source->try_allocate(bytes + align, ec);
+    if (ec) {
+      delete slab;
+      return false;
+    }
+    const auto base = reinterpret_cast<std::uintptr_t>(slab->buffer.data());
+    slab->memory = reinterpret_cast<std::byte*>(detail::round_up(base, align));
+  } else {
+    slab->raw =
+        static_cast<std::byte*>(::operator new (bytes, std::align_val_t{align}, std::nothrow));
+    if (!slab->raw) {
+      delete slab;
+      return false;
+    }
+    slab->raw_bytes = bytes;
+    slab->raw_align = align;
+    slab->memory = slab->raw;
+  }
+  try {
+    slabs_.push_back(slab);
+  } catch (...) {
+    if (slab->raw) ::operator delete (slab->raw, bytes, std::align_val_t{align});
+    delete slab;
+    return false;
+  }
+  // Write every header, and thread the nodes onto the shared list in address order.
+  for (std::size_t i = n; i-- > 0;) {
+    std::byte* data = slab->memory + i * stride_ + header_;
+    std::memcpy(data - sizeof(void*), &slab, sizeof slab);
+    detail::next_of(data) = shared_head_;
+    shared_head_ = data;
+  }
+  shared_count_ += n;
+  capacity_ += n;
+  return true;
+}
+
+std::size_t NodePool::capacity() const noexcept {
+  std::lock_guard lk(mutex_);
+  return capacity_;
+}
+
+std::size_t NodePool::shared_free() const noexcept {
+  std::lock_guard lk(mutex_);
+  return shared_count_;
+}
+
+}  // namespace bufpool
