@@ -19,19 +19,7 @@ struct NodeSlab {
   Buffer buffer;  // the block, when the slab came from a BuddyPool
 };
 
-// A thread's cache of free nodes for one pool id. Trivial on purpose: a trivially destructible
-// thread_local is reached with a plain %fs-relative access, without the lazy-init wrapper.
-// `generation` names the pool instance the nodes belong to (generations are never reused), so
-// a slot left behind by a destroyed pool is recognised and dropped, never dereferenced.
-struct NodeCacheSlot {
-  std::uint64_t generation;
-  void* head;
-  std::size_t count;
-};
-
 namespace {
-
-constexpr std::uint32_t max_node_pools = 256;
 
 struct NodePoolRegistry {
   std::mutex mutex;
@@ -40,8 +28,6 @@ struct NodePoolRegistry {
   std::uint64_t next_generation = 1;
 };
 constinit NodePoolRegistry g_node_registry;
-
-constinit thread_local std::array<NodeCacheSlot, max_node_pools> tls_slots{};
 
 void*& next_of(void* node) noexcept {
   return *static_cast<void**>(node);
@@ -52,7 +38,7 @@ struct ThreadExitFlush {
   ~ThreadExitFlush() {
     std::lock_guard lk(g_node_registry.mutex);  // a pool cannot be destroyed meanwhile
     for (std::uint32_t id = 0; id < max_node_pools; ++id) {
-      NodeCacheSlot& s = tls_slots[id];
+      NodeCacheSlot& s = node_cache_slots[id];
       if (s.generation != 0 && s.generation == g_node_registry.generations[id]) {
         g_node_registry.pools[id]->flush_thread_cache();
       }
@@ -67,6 +53,16 @@ std::size_t round_up(std::size_t v, std::size_t a) {
 }
 
 }  // namespace
+
+constinit thread_local NodeCacheSlot node_cache_slots[max_node_pools] = {};
+
+// First use of a slot by this thread, or the slot belonged to a pool since destroyed: its nodes
+// died with that pool, so they are dropped untouched. Out of line: off the fast path.
+void init_node_cache_slot(NodeCacheSlot& s, std::uint64_t generation) noexcept {
+  s = {generation, nullptr, 0};
+  static_cast<void>(&tls_exit_flush);  // odr-use: registers the thread-exit flush
+}
+
 }  // namespace detail
 
 NodePool::NodePool(NodePoolOptions options) : options_(options) {
@@ -108,40 +104,10 @@ NodePool::~NodePool() {
   }
 }
 
-detail::NodeCacheSlot& NodePool::slot() noexcept {
-  detail::NodeCacheSlot& s = detail::tls_slots[id_];
-  if (s.generation != generation_) [[unlikely]] {
-    // First use by this thread, or the slot belonged to a pool that has since been destroyed:
-    // its nodes died with that pool, so they are dropped untouched.
-    s = {generation_, nullptr, 0};
-    static_cast<void>(&detail::tls_exit_flush);  // odr-use: registers the thread-exit flush
-  }
-  return s;
-}
-
-void* NodePool::try_allocate() noexcept {
-  detail::NodeCacheSlot& s = slot();
-  if (void* node = s.head) [[likely]] {
-    s.head = detail::next_of(node);
-    --s.count;
-    return node;
-  }
-  return refill(s);
-}
-
 void* NodePool::allocate() {
   void* node = try_allocate();
   if (!node) throw std::bad_alloc();
   return node;
-}
-
-void NodePool::deallocate(void* node) noexcept {
-  detail::NodeCacheSlot& s = slot();
-  if (s.count == cache_max) [[unlikely]]
-    flush(s, cache_max - batch);
-  detail::next_of(node) = s.head;
-  s.head = node;
-  ++s.count;
 }
 
 NodePool* NodePool::owner(const void* node) noexcept {

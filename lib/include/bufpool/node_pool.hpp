@@ -33,7 +33,19 @@ struct NodePoolOptions {
 
 namespace detail {
 struct NodeSlab;
-struct NodeCacheSlot;
+
+// A thread's cache of free nodes for one pool id. `generation` names the pool instance the nodes
+// belong to (generations are never reused), so a slot left behind by a destroyed pool is
+// recognised and dropped, never dereferenced.
+struct NodeCacheSlot {
+  std::uint64_t generation;
+  void* head;
+  std::size_t count;
+};
+inline constexpr std::uint32_t max_node_pools = 256;
+// Trivial and constinit on purpose: reached with a plain %fs-relative access, no init wrapper.
+extern constinit thread_local NodeCacheSlot node_cache_slots[max_node_pools];
+void init_node_cache_slot(NodeCacheSlot& slot, std::uint64_t generation) noexcept;
 }  // namespace detail
 
 /// A pool of fixed-size nodes. allocate() and deallocate() take no lock on the fast path: each
@@ -59,11 +71,26 @@ class NodePool {
 
   /// A node of node_size() bytes aligned to node_align(), or nullptr when max_nodes is reached
   /// or the slab source fails. Never throws.
-  void* try_allocate() noexcept;
+  void* try_allocate() noexcept {
+    detail::NodeCacheSlot& s = slot();
+    if (void* node = s.head) [[likely]] {
+      s.head = *static_cast<void**>(node);
+      --s.count;
+      return node;
+    }
+    return refill(s);
+  }
   /// As try_allocate, but throws std::bad_alloc.
   void* allocate();
   /// Returns a node of this pool, from any thread.
-  void deallocate(void* node) noexcept;
+  void deallocate(void* node) noexcept {
+    detail::NodeCacheSlot& s = slot();
+    if (s.count == cache_max) [[unlikely]]
+      flush(s, cache_max - batch);
+    *static_cast<void**>(node) = s.head;
+    s.head = node;
+    ++s.count;
+  }
 
   /// The pool that owns `node` (a pointer that allocate() returned). O(1).
   static NodePool* owner(const void* node) noexcept;
@@ -82,14 +109,18 @@ class NodePool {
   std::size_t shared_free() const noexcept;
 
  private:
-  friend struct detail::NodeCacheSlot;
   static constexpr std::size_t batch = 32;      // nodes moved per refill or flush
   static constexpr std::size_t cache_max = 64;  // a thread's cache never holds more
 
   void* refill(detail::NodeCacheSlot& slot) noexcept;
   void flush(detail::NodeCacheSlot& slot, std::size_t keep) noexcept;
   bool grow_locked() noexcept;
-  detail::NodeCacheSlot& slot() noexcept;
+  detail::NodeCacheSlot& slot() noexcept {
+    detail::NodeCacheSlot& s = detail::node_cache_slots[id_];
+    if (s.generation != generation_) [[unlikely]]
+      detail::init_node_cache_slot(s, generation_);
+    return s;
+  }
 
   NodePoolOptions options_;
   std::size_t header_ = 0;  // bytes from a slot's start to its data
