@@ -118,39 +118,43 @@ NodePool* NodePool::owner(const void* node) noexcept {
 }
 
 void* NodePool::refill(detail::NodeCacheSlot& s) noexcept {
-  std::lock_guard lk(mutex_);
-  if (shared_head_ == nullptr && !grow_locked()) return nullptr;
-  // Take up to a batch: one lock per `batch` allocations.
-  void* node = shared_head_;
-  shared_head_ = detail::next_of(node);
-  --shared_count_;
-  for (std::size_t i = 1; i < batch && shared_head_; ++i) {
-    void* n = shared_head_;
-    shared_head_ = detail::next_of(n);
-    --shared_count_;
-    detail::next_of(n) = s.head;
-    s.head = n;
-    ++s.count;
+  detail::NodeChain chain;
+  {
+    std::lock_guard lk(mutex_);
+    if (chains_.empty() && !grow_locked()) return nullptr;
+    chain = chains_.back();
+    chains_.pop_back();
+    shared_count_ -= chain.count;
   }
+  // The whole chain becomes this thread's cache (which was empty): no walk under the lock over
+  // nodes that another core wrote last.
+  void* node = chain.head;
+  s.head = detail::next_of(node);
+  s.count = chain.count - 1;
   return node;
 }
 
 void NodePool::flush(detail::NodeCacheSlot& s, std::size_t keep) noexcept {
   if (s.count <= keep) return;
-  // Unlink the surplus first, then splice it in with one short critical section.
+  // Cut the surplus off the front of the cache (lines this thread wrote), then hand it over as
+  // one chain in a short critical section.
+  const std::size_t moved = s.count - keep;
   void* first = s.head;
   void* last = first;
-  std::size_t moved = 1;
-  while (s.count - moved > keep) {
+  for (std::size_t i = 1; i < moved; ++i)
     last = detail::next_of(last);
-    ++moved;
-  }
   s.head = detail::next_of(last);
-  s.count -= moved;
+  s.count = keep;
+  detail::next_of(last) = nullptr;
   std::lock_guard lk(mutex_);
-  detail::next_of(last) = shared_head_;
-  shared_head_ = first;
-  shared_count_ += moved;
+  push_chain_locked({first, moved});
+}
+
+void NodePool::push_chain_locked(detail::NodeChain chain) noexcept {
+  // chains_ has room for every chain that can exist (reserved in grow_locked), so this never
+  // allocates.
+  chains_.push_back(chain);
+  shared_count_ += chain.count;
 }
 
 void NodePool::flush_thread_cache() noexcept {
@@ -189,17 +193,28 @@ bool NodePool::grow_locked() noexcept {
   }
   try {
     slabs_.push_back(slab);
+    // Every chain holds at least one node: room for as many chains as nodes means a flush never
+    // allocates under the lock.
+    chains_.reserve(capacity_ + n);
   } catch (...) {
+    if (slabs_.size() > 0 && slabs_.back() == slab) slabs_.pop_back();
     if (slab->raw) ::operator delete (slab->raw, bytes, std::align_val_t{align});
     delete slab;
     return false;
   }
-  // Write every header, and thread the nodes onto the shared list in address order.
-  for (std::size_t i = n; i-- > 0;) {
+  // Write every header, and hand the nodes out as chains of `batch`, in address order.
+  for (std::size_t i = 0; i < n; ++i) {
     std::byte* data = slab->memory + i * stride_ + header_;
     std::memcpy(data - sizeof(void*), &slab, sizeof slab);
-    detail::next_of(data) = shared_head_;
-    shared_head_ = data;
+  }
+  for (std::size_t start = 0; start < n; start += batch) {
+    const std::size_t count = std::min(batch, n - start);
+    for (std::size_t i = 0; i < count; ++i) {
+      std::byte* data = slab->memory + (start + i) * stride_ + header_;
+      detail::next_of(data) =
+          i + 1 < count ? static_cast<void*>(data + stride_) : static_cast<void*>(nullptr);
+    }
+    chains_.push_back({slab->memory + start * stride_ + header_, count});
   }
   shared_count_ += n;
   capacity_ += n;

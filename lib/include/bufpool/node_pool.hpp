@@ -33,6 +33,10 @@ struct NodePoolOptions {
 
 namespace detail {
 struct NodeSlab;
+struct NodeChain {  // free nodes linked through their first word, the last one to nullptr
+  void* head = nullptr;
+  std::size_t count = 0;
+};
 
 // A thread's cache of free nodes for one pool id. `generation` names the pool instance the nodes
 // belong to (generations are never reused), so a slot left behind by a destroyed pool is
@@ -115,6 +119,7 @@ class NodePool {
   void* refill(detail::NodeCacheSlot& slot) noexcept;
   void flush(detail::NodeCacheSlot& slot, std::size_t keep) noexcept;
   bool grow_locked() noexcept;
+  void push_chain_locked(detail::NodeChain chain) noexcept;
   detail::NodeCacheSlot& slot() noexcept {
     detail::NodeCacheSlot& s = detail::node_cache_slots[id_];
     if (s.generation != generation_) [[unlikely]]
@@ -129,7 +134,7 @@ class NodePool {
   std::uint64_t generation_ = 0;
 
   mutable std::mutex mutex_;
-  void* shared_head_ = nullptr;  // free nodes, linked through their first word
+  std::vector<detail::NodeChain> chains_;  // the shared free nodes, as whole chains
   std::size_t shared_count_ = 0;
   std::size_t capacity_ = 0;
   std::vector<detail::NodeSlab*> slabs_;
