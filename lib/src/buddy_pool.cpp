@@ -151,8 +151,10 @@ class PoolCore {
   std::array<std::uint8_t, 65> level_by_bits_{};
   std::size_t chunk_size_ = 0;
 
-  mutable SpinLock lock_;
-  std::vector<Chunk> chunks_;
+  // On its own cache line: a waiter spinning on the lock must not keep evicting the geometry
+  // above (read on every call) or the lists below from the holder's cache.
+  alignas(64) mutable SpinLock lock_;
+  alignas(64) std::vector<Chunk> chunks_;
   std::vector<std::uint16_t> free_slots_;
   std::array<List, max_levels> free_{};
   std::array<std::uint32_t, max_levels> mergeable_{};  // stack heads, by the parent's level
