@@ -1,0 +1,298 @@
+#include "bufpool/offset_allocator.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <vector>
+
+namespace bufpool {
+namespace {
+
+using Alloc = OffsetAllocator::Allocation;
+
+Alloc must(std::optional<Alloc> a) {
+  EXPECT_TRUE(a.has_value());
+  return a.value_or(Alloc{});
+}
+
+TEST(OffsetAllocator, AllocationIsEightBytes) {
+  static_assert(sizeof(Alloc) == 8);
+}
+
+// orderly-allocator: available space.
+TEST(OffsetAllocator, OrderlyAvailable) {
+  constexpr std::uint32_t capacity = 10'000'000;
+  OffsetAllocator a(capacity);
+  EXPECT_EQ(a.total_available(), capacity);
+  EXPECT_EQ(a.largest_available(), capacity);
+  Alloc x = must(a.try_allocate(1'000));
+  EXPECT_EQ(a.total_available(), capacity - 1'000);
+  EXPECT_EQ(a.largest_available(), capacity - 1'000);
+  a.free(x);
+  EXPECT_EQ(a.total_available(), capacity);
+  EXPECT_EQ(a.largest_available(), capacity);
+}
+
+// orderly-allocator: coalescing of 5 M, 3,000 and 50,000 in a 10 M pool.
+TEST(OffsetAllocator, OrderlyCoalesce) {
+  constexpr std::uint32_t capacity = 10'000'000;
+  OffsetAllocator a(capacity);
+  Alloc large = must(a.try_allocate(capacity / 2));
+  Alloc small = must(a.try_allocate(3'000));
+  Alloc medium = must(a.try_allocate(50'000));
+  const std::uint32_t rest = capacity - large.size - small.size - medium.size;
+  EXPECT_EQ(a.total_available(), rest);
+  EXPECT_EQ(a.largest_available(), rest);
+  a.free(small);
+  EXPECT_EQ(a.total_available(), capacity - large.size - medium.size);
+  EXPECT_EQ(a.largest_available(), rest);
+  a.free(large);
+  EXPECT_EQ(a.total_available(), capacity - medium.size);
+  EXPECT_EQ(a.largest_available(), large.size + small.size);
+  a.free(medium);
+  EXPECT_EQ(a.total_available(), capacity);
+  EXPECT_EQ(a.largest_available(), capacity);
+  EXPECT_EQ(a.free_region_count(), 1u);
+}
+
+TEST(OffsetAllocator, OrderlyResetAndGrow) {
+  constexpr std::uint32_t capacity = 10'000'000;
+  OffsetAllocator a(capacity);
+  a.try_allocate(capacity / 2);
+  a.try_allocate(3'000);
+  a.reset();
+  EXPECT_EQ(a.total_available(), capacity);
+  EXPECT_EQ(a.largest_available(), capacity);
+  EXPECT_TRUE(a.grow(capacity + 5'000'000));
+  EXPECT_EQ(a.capacity(), capacity + 5'000'000);
+  EXPECT_EQ(a.largest_available(), capacity + 5'000'000) << "grow coalesces the new space";
+  EXPECT_FALSE(a.grow(1));
+}
+
+// orderly-allocator's try_reallocate sequence, plus its old panic: a grow that takes the whole
+// neighbouring hole.
+TEST(OffsetAllocator, OrderlyTryReallocate) {
+  constexpr std::uint32_t capacity = 10'000'000, size = 50'000;
+  OffsetAllocator a(capacity);
+  Alloc x = must(a.try_allocate(size));
+  Alloc b = must(a.try_allocate(3'000));
+  must(a.try_allocate(50'000));
+  a.free(b);
+  const auto initial = a.total_available();
+  EXPECT_FALSE(a.try_reallocate(x, x.size + 10'000)) << "too much";
+  EXPECT_EQ(a.total_available(), initial);
+  EXPECT_FALSE(a.try_reallocate(x, 0));
+  EXPECT_EQ(a.total_available(), initial);
+  x = must(a.try_reallocate(x, size + 1'000));
+  EXPECT_EQ(x.offset, 0u);
+  EXPECT_EQ(a.total_available(), initial - 1'000);
+  x = must(a.try_reallocate(x, size + 3'000));  // takes the whole hole
+  EXPECT_EQ(a.total_available(), initial - 3'000);
+  x = must(a.try_reallocate(x, size - 333));
+  EXPECT_EQ(x.size, size - 333);
+  EXPECT_EQ(a.total_available(), initial + 333);
+}
+
+// sebbbi/OffsetAllocator's cases, with a 256 Mi capacity.
+TEST(OffsetAllocator, SebbbiSimple) {
+  OffsetAllocator a(256u << 20);
+  EXPECT_EQ(must(a.try_allocate(0)).offset, 0u);
+  Alloc b = must(a.try_allocate(1));
+  EXPECT_EQ(b.offset, 0u);
+  Alloc c = must(a.try_allocate(123));
+  EXPECT_EQ(c.offset, 1u);
+  Alloc d = must(a.try_allocate(1234));
+  EXPECT_EQ(d.offset, 124u);
+  a.free(b);
+  a.free(c);
+  a.free(d);
+  EXPECT_EQ(must(a.try_allocate(256u << 20)).offset, 0u) << "no fragmentation left";
+}
+
+TEST(OffsetAllocator, SebbbiReuseComplex) {
+  OffsetAllocator a(256u << 20);
+  Alloc x = must(a.try_allocate(1024));
+  Alloc b = must(a.try_allocate(3456));
+  EXPECT_EQ(b.offset, 1024u);
+  a.free(x);
+  Alloc c = must(a.try_allocate(2345));
+  EXPECT_EQ(c.offset, 1024u + 3456u);
+  Alloc d = must(a.try_allocate(456));
+  EXPECT_EQ(d.offset, 0u);
+  Alloc e = must(a.try_allocate(512));
+  EXPECT_EQ(e.offset, 456u);
+  for (Alloc z : {c, d, b, e})
+    a.free(z);
+  EXPECT_EQ(must(a.try_allocate(256u << 20)).offset, 0u);
+}
+
+TEST(OffsetAllocator, SebbbiZeroFragmentation) {
+  OffsetAllocator a(256u << 20);
+  std::vector<Alloc> all(256);
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    all[i] = must(a.try_allocate(1u << 20));
+    EXPECT_EQ(all[i].offset, i << 20);
+  }
+  for (int i : {243, 5, 123, 95})
+    a.free(all[i]);
+  for (int i : {243, 5, 123, 95})
+    all[i] = must(a.try_allocate(1u << 20));
+  for (Alloc z : all)
+    a.free(z);
+  EXPECT_EQ(must(a.try_allocate(256u << 20)).offset, 0u);
+}
+
+// The cases on which sebbbi/OffsetAllocator and its ports are known to fail.
+TEST(OffsetAllocator, KnownPeerFailures) {
+  {
+    OffsetAllocator a(324);
+    must(a.try_allocate(255));
+    Alloc second = must(a.try_allocate(67));  // 69 units are free: it fits
+    EXPECT_EQ(second.offset, 255u);
+  }
+  {
+    OffsetAllocator a(36864, 2);  // room for exactly two allocations
+    must(a.try_allocate(1000));
+    must(a.try_allocate(1000));
+    std::error_code ec;
+    a.allocate(1000, 1, ec);
+    EXPECT_EQ(ec, errc::out_of_memory);
+  }
+  {
+    OffsetAllocator a(513);
+    EXPECT_EQ(must(a.try_allocate(513)).size, 513u);
+  }
+}
+
+TEST(OffsetAllocator, AlignmentAndErrors) {
+  OffsetAllocator a(1000);
+  must(a.try_allocate(3));
+  Alloc aligned = must(a.try_allocate(10, 64));
+  EXPECT_EQ(aligned.offset % 64, 0u);
+  EXPECT_EQ(a.total_available(), 1000u - 13u);
+  std::error_code ec;
+  a.allocate(10, 3, ec);
+  EXPECT_EQ(ec, errc::invalid_argument);
+  a.allocate(1001, 1, ec);
+  EXPECT_EQ(ec, errc::too_large);
+  a.allocate(990, 1, ec);
+  EXPECT_EQ(ec, errc::out_of_memory);
+  auto regions = a.free_regions();
+  ASSERT_EQ(regions.size(), 2u);  // the alignment gap [3, 64) and the tail [74, 1000)
+  EXPECT_EQ(regions[0], (Alloc{3, 61}));
+  EXPECT_EQ(regions[1], (Alloc{74, 926}));
+}
+
+TEST(OffsetAllocator, CapacitiesAbove4GiB) {
+  constexpr std::uint64_t GiB = std::uint64_t{1} << 30;
+  OffsetAllocator64 a(16 * GiB);
+  std::vector<OffsetAllocator64::Allocation> v;
+  for (int i = 0; i < 3; ++i)
+    v.push_back(a.try_allocate(5 * GiB).value());
+  EXPECT_EQ(v[2].offset, 10 * GiB);
+  EXPECT_EQ(a.largest_available(), 1 * GiB);
+  a.free(v[1]);
+  EXPECT_EQ(a.largest_available(), 5 * GiB);
+}
+
+// Randomized against a model that knows every unit (a byte map), fixed seed. After every step:
+// no overlap, the exact best fit (smallest free run that holds the size, lowest offset on a
+// tie) for every aligned-to-1 request, out_of_memory only when no run is large enough, and the
+// totals. Then millions of faster steps that check overlap only.
+TEST(OffsetAllocator, RandomizedAgainstModel) {
+  constexpr std::uint64_t seed = 0x0ff5e7;
+  std::printf("offset allocator model: seed=%llu\n", static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(seed);
+  constexpr std::uint32_t capacity = 2048;
+  OffsetAllocator a(capacity, 4096);
+  std::vector<std::uint8_t> used(capacity, 0);
+  std::vector<Alloc> live;
+  auto best_fit = [&](std::uint32_t size) -> std::int64_t {
+    std::int64_t best = -1;
+    std::uint32_t best_len = 0;
+    for (std::uint32_t i = 0; i < capacity;) {
+      if (used[i]) {
+        ++i;
+        continue;
+      }
+      std::uint32_t j = i;
+      while (j < capacity && !used[j])
+        ++j;
+      const std::uint32_t len = j - i;
+      if (len >= size && (best < 0 || len < best_len)) {
+        best = i;
+        best_len = len;
+      }
+      i = j;
+    }
+    return best;
+  };
+  for (int step = 0; step < 300'000; ++step) {
+    if (live.empty() || rng() % 100 < 52) {
+      const auto size = static_cast<std::uint32_t>(1 + rng() % (rng() % 8 == 0 ? 512 : 32));
+      const std::int64_t expect = best_fit(size);
+      auto got = a.try_allocate(size);
+      if (expect < 0) {
+        ASSERT_FALSE(got) << "step " << step << ": allocated although no run fits";
+        continue;
+      }
+      ASSERT_TRUE(got) << "step " << step << ": failed although a run of " << size << " is free";
+      ASSERT_EQ(got->offset, static_cast<std::uint32_t>(expect))
+          << "step " << step << ": not best fit";
+      for (std::uint32_t u = got->offset; u < got->offset + size; ++u) {
+        ASSERT_EQ(used[u], 0) << "overlap at step " << step;
+        used[u] = 1;
+      }
+      live.push_back(*got);
+    } else {
+      const std::size_t i = rng() % live.size();
+      for (std::uint32_t u = live[i].offset; u < live[i].offset + live[i].size; ++u)
+        used[u] = 0;
+      a.free(live[i]);
+      live[i] = live.back();
+      live.pop_back();
+    }
+    std::uint32_t free_units = 0;
+    if (step % 101 == 0) {
+      for (auto u : used)
+        free_units += u == 0;
+      ASSERT_EQ(a.total_available(), free_units) << "step " << step;
+    }
+  }
+  // Millions more steps, random alignments, checking only that allocations never overlap.
+  std::map<std::uint32_t, std::uint32_t> intervals;
+  for (const Alloc& l : live)
+    a.free(l);
+  live.clear();
+  ASSERT_EQ(a.free_region_count(), 1u);
+  for (int step = 0; step < 3'000'000; ++step) {
+    if (live.empty() || rng() % 100 < 50) {
+      const auto size = static_cast<std::uint32_t>(1 + rng() % 64);
+      const auto align = std::uint32_t{1} << (rng() % 5);
+      auto got = a.try_allocate(size, align);
+      if (!got) continue;
+      ASSERT_EQ(got->offset % align, 0u);
+      auto next = intervals.lower_bound(got->offset);
+      ASSERT_TRUE(next == intervals.end() || next->first >= got->offset + size) << step;
+      if (next != intervals.begin()) {
+        ASSERT_LE(std::prev(next)->second, got->offset) << step;
+      }
+      intervals.emplace(got->offset, got->offset + size);
+      live.push_back(*got);
+    } else {
+      const std::size_t i = rng() % live.size();
+      intervals.erase(live[i].offset);
+      a.free(live[i]);
+      live[i] = live.back();
+      live.pop_back();
+    }
+  }
+  for (const Alloc& l : live)
+    a.free(l);
+  EXPECT_EQ(a.total_available(), capacity);
+  EXPECT_EQ(a.free_region_count(), 1u) << "everything coalesced back";
+}
+
+}  // namespace
+}  // namespace bufpool
