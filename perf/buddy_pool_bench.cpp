@@ -28,6 +28,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "malloc_peers.hpp"
+#include "percentile.hpp"
 
 namespace {
 
@@ -257,12 +258,8 @@ void wake_latency(benchmark::State& st, bool use_pool, bool busy) {
   io.stop();
   io_thread.join();
   std::sort(latencies.begin(), latencies.end());
-  auto pct = [&](double q) {
-    return latencies[std::min(latencies.size() - 1,
-                              static_cast<std::size_t>(q * static_cast<double>(latencies.size())))];
-  };
-  st.counters["p50_us"] = pct(0.50);
-  st.counters["p99_us"] = pct(0.99);
+  st.counters["p50_us"] = bufpool::perf::percentile(latencies, 0.50);
+  st.counters["p99_us"] = bufpool::perf::percentile(latencies, 0.99);
   st.counters["max_us"] = latencies.back();
 }
 

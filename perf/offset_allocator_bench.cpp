@@ -15,6 +15,8 @@
 #include <random>
 #include <vector>
 
+#include "percentile.hpp"
+
 namespace {
 
 using bufpool::OffsetAllocator;
@@ -71,13 +73,9 @@ void steady_latency(benchmark::State& st) {
     ns.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
   }
   std::sort(ns.begin(), ns.end());
-  auto pct = [&](double q) {
-    return ns[std::min(ns.size() - 1,
-                       static_cast<std::size_t>(q * static_cast<double>(ns.size())))];
-  };
-  st.counters["p50_ns"] = pct(0.5);
-  st.counters["p99_ns"] = pct(0.99);
-  st.counters["p9999_ns"] = pct(0.9999);
+  st.counters["p50_ns"] = bufpool::perf::percentile(ns, 0.5);
+  st.counters["p99_ns"] = bufpool::perf::percentile(ns, 0.99);
+  st.counters["p9999_ns"] = bufpool::perf::percentile(ns, 0.9999);
   st.counters["max_ns"] = ns.back();
 }
 

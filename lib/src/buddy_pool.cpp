@@ -149,7 +149,6 @@ class PoolCore {
   std::array<std::uint8_t, max_levels> shift_{};  // log2 of each level's block size
   // The level for a size, indexed by bit_width(size - 1), i.e. ceil(log2(size)).
   std::array<std::uint8_t, 65> level_by_bits_{};
-  std::size_t chunk_size_ = 0;
 
   // On its own cache line: a waiter spinning on the lock must not keep evicting the geometry
   // above (read on every call) or the lists below from the holder's cache.
@@ -225,7 +224,6 @@ PoolCore::PoolCore(BuddyPoolOptions options, std::error_code& ec) : options_(std
   nodes_per_chunk_ = static_cast<std::uint32_t>(first);
   for (unsigned k = 0; k < levels_; ++k)
     shift_[k] = static_cast<std::uint8_t>(min_shift_ + k * fshift_);
-  chunk_size_ = o.chunk_size;
   for (unsigned bits = 0; bits < level_by_bits_.size(); ++bits) {
     const std::size_t above = bits > min_shift_ ? bits - min_shift_ : 0;
     level_by_bits_[bits] = static_cast<std::uint8_t>((above + fshift_ - 1) / fshift_);
@@ -285,7 +283,7 @@ PoolCore::~PoolCore() {
 [[gnu::always_inline]] inline int PoolCore::level_for(std::size_t size,
                                                       std::error_code& ec) const noexcept {
   // One unsigned compare rejects both 0 (which wraps around) and sizes above the largest block.
-  if (size - 1 < chunk_size_) [[likely]] {
+  if (size - 1 < options_.chunk_size) [[likely]] {
     return level_by_bits_[static_cast<unsigned>(std::bit_width(size - 1))];
   }
   ec = size == 0 ? errc::invalid_size : errc::too_large;
