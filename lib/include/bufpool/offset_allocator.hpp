@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "bufpool/detail/bit_tree.hpp"
 #include "bufpool/detail/index_rb_tree.hpp"
 #include "bufpool/error.hpp"
 
@@ -57,10 +59,11 @@ class BasicOffsetAllocator {
     }
     node_count_ = static_cast<std::uint32_t>(2 * max_allocations + 2);  // + the sentinel
     nodes_ = std::make_unique<Node[]>(node_count_);
-    const std::size_t buckets = std::bit_ceil(std::max<std::size_t>(max_allocations, 2));
-    bucket_shift_ = 64 - std::countr_zero(buckets);
-    buckets_ = std::make_unique<std::uint32_t[]>(buckets);
-    bucket_count_ = buckets;
+    links_ = std::make_unique<Link[]>(node_count_);
+    // At most max_allocations keys in 7 slots per bucket: at most 3/7 full.
+    bucket_count_ = std::bit_ceil(std::max<std::size_t>((max_allocations + 5) / 6, 2));
+    bucket_shift_ = 64 - std::countr_zero(bucket_count_);
+    buckets_ = std::make_unique<Bucket[]>(bucket_count_);
     reset(capacity);
   }
 
@@ -123,9 +126,10 @@ class BasicOffsetAllocator {
   /// allocation of this allocator (a double free, or a wrong size); a size of 0 is a no-op.
   bool free(Allocation a) noexcept {
     if (a.size == 0) return true;
-    std::uint32_t x = owned_find(a);
+    const Found found = owned_find(a);
+    std::uint32_t x = found.node;
     if (x == nil) return false;
-    owned_erase(x);
+    owned_erase(found);
     const std::uint32_t p = n(x).prev;
     if (p != nil && n(p).is_free) {  // absorb the free region just before
       bin_remove(p);
@@ -153,7 +157,7 @@ class BasicOffsetAllocator {
   /// nothing, when new_size is 0, `a` is not live, or the space after it is not free or too small.
   std::optional<Allocation> try_reallocate(Allocation a, Offset new_size) noexcept {
     if (new_size == 0 || a.size == 0) return std::nullopt;
-    const std::uint32_t x = owned_find(a);
+    const std::uint32_t x = owned_find(a).node;
     if (x == nil) return std::nullopt;
     if (new_size == a.size) return a;
     const std::uint32_t q = n(x).next;
@@ -229,12 +233,9 @@ class BasicOffsetAllocator {
   Offset total_available() const noexcept { return available_; }
   /// The largest single free region, exactly.
   Offset largest_available() const noexcept {
-    for (std::size_t w = bin_words; w-- > 0;) {
-      if (bin_bits_[w] == 0) continue;
-      const std::size_t b = w * 64 + 63 - static_cast<std::size_t>(std::countl_zero(bin_bits_[w]));
-      return n(tree().maximum(bin_root_[b])).size;
-    }
-    return 0;
+    const std::size_t b = bins_.last();
+    if (b == bin_count) return 0;
+    return b < exact_limit ? static_cast<Offset>(b) : n(tree().maximum(root_[b])).size;
   }
   std::size_t allocations() const noexcept { return live_; }
   std::size_t free_region_count() const noexcept { return free_regions_; }
@@ -255,24 +256,33 @@ class BasicOffsetAllocator {
 
  private:
   static constexpr std::uint32_t nil = 0;
-  // Size bins: sizes below 16 each have a bin; above, 16 bins per power of two.
+  // Size classes. Sizes below exact_limit each have a class of their own: a leftist heap of
+  // its free regions by offset, whose root (the lowest offset) is root_[size]. Larger sizes fall
+  // into bins, 16 per power of two; a bin's root_ is a red-black tree by size with one node per
+  // distinct size, that node being the root of the heap of that size.
+  static constexpr std::size_t exact_limit = 4096;
+  static constexpr unsigned exact_bits = 12;  // log2(exact_limit)
   static constexpr unsigned mantissa_bits = 4;
-  static constexpr std::size_t bin_count_needed =
-      (std::numeric_limits<Offset>::digits - mantissa_bits + 1) << mantissa_bits;
-  static constexpr std::size_t bin_words = (bin_count_needed + 63) / 64;
-  static_assert(bin_words <= 64, "the top bitmap is one word");
+  static constexpr std::size_t bin_count =
+      exact_limit + ((std::numeric_limits<Offset>::digits - exact_bits) << mantissa_bits);
 
-  // One region. Free regions use the tree links for their bin; allocated ones for their bucket.
+  // One region, 32 bytes for 32-bit offsets: what every operation reads. A free region is in
+  // the heap of its exact size (heap links).
   struct Node {
     Offset offset = 0;
     Offset size = 0;
     std::uint32_t prev = nil, next = nil;  // address order; `next` also chains unused nodes
-    std::uint32_t left = nil, right = nil, parent = nil;
-    bool red = false;
+    std::uint32_t hleft = nil, hright = nil, hparent = nil;  // leftist heap by offset
+    std::uint8_t rank = 0;  // leftist heap: 1 + rank of the right child; 0 for the sentinel
     bool is_free = false;
-    std::uint16_t bin = 0;
   };
   static_assert(sizeof(Offset) != 4 || sizeof(Node) == 32, "a 32-bit node is 32 bytes");
+  // Red-black links, apart from Node because few regions need them: the root of a heap of a
+  // size at or above exact_limit (in its bin's tree), and an allocation in the overflow tree.
+  struct Link {
+    std::uint32_t left = nil, right = nil, parent = nil;
+    bool red = false;
+  };
 
   static Offset align_up(Offset v, Offset a) noexcept { return (v + a - 1) & ~(a - 1); }
   static Allocation fail(std::error_code& ec, errc e) noexcept {
@@ -280,83 +290,153 @@ class BasicOffsetAllocator {
     return {};
   }
   static std::uint32_t bin_of(Offset size) noexcept {
-    if (size < (Offset{1} << mantissa_bits)) return static_cast<std::uint32_t>(size);
-    const unsigned e = static_cast<unsigned>(std::bit_width(size)) - 1;  // >= mantissa_bits
-    const auto m = static_cast<std::uint32_t>(size >> (e - mantissa_bits)) &
-                   ((1u << mantissa_bits) - 1);
-    return ((e - mantissa_bits + 1) << mantissa_bits) | m;
+    if (size < exact_limit) return static_cast<std::uint32_t>(size);
+    const unsigned e = static_cast<unsigned>(std::bit_width(size)) - 1;  // >= exact_bits
+    const auto m =
+        static_cast<std::uint32_t>(size >> (e - mantissa_bits)) & ((1u << mantissa_bits) - 1);
+    return static_cast<std::uint32_t>(exact_limit) + (((e - exact_bits) << mantissa_bits) | m);
+  }
+  // The lowest-offset region of the smallest size class in bin b (a non-empty bin).
+  std::uint32_t first_of_bin(std::size_t b) const noexcept {
+    return b < exact_limit ? root_[b] : tree().minimum(root_[b]);
   }
 
   Node& n(std::uint32_t i) noexcept { return nodes_[i]; }
   const Node& n(std::uint32_t i) const noexcept { return nodes_[i]; }
-  detail::IndexRbTree<Node> tree() const noexcept { return detail::IndexRbTree<Node>(nodes_.get()); }
+  detail::IndexRbTree<Link> tree() const noexcept {
+    return detail::IndexRbTree<Link>(links_.get());
+  }
+  Link& l(std::uint32_t i) noexcept { return links_[i]; }
+  const Link& l(std::uint32_t i) const noexcept { return links_[i]; }
 
-  // --- free regions: bins ---------------------------------------------------------------------
+  // --- free regions: bins of size classes, each class a heap by offset -------------------------
+  // Two descents of a bin tree are shallow: it holds one node per distinct free size in the bin.
+  // The heap makes the common insert cheap (a walk down its short right spine) even when
+  // thousands of free regions share one size, where a tree by (size, offset) would be deep.
   void bin_insert(std::uint32_t x) noexcept {
-    const std::uint32_t b = bin_of(n(x).size);
-    n(x).bin = static_cast<std::uint16_t>(b);
-    const Node* base = nodes_.get();
-    tree().insert(bin_root_[b], x, [base](std::uint32_t l, std::uint32_t r) {
-      return base[l].size < base[r].size ||
-             (base[l].size == base[r].size && base[l].offset < base[r].offset);
-    });
-    bin_bits_[b / 64] |= std::uint64_t{1} << (b % 64);
-    bin_top_ |= std::uint64_t{1} << (b / 64);
+    const Offset size = n(x).size;
+    const std::uint32_t b = bin_of(size);
+    n(x).hleft = n(x).hright = n(x).hparent = nil;
+    n(x).rank = 1;
     ++free_regions_;
+    if (b < exact_limit) {
+      if (root_[b] == nil) bins_.set(b);
+      root_[b] = heap_merge(root_[b], x);
+      return;
+    }
+    std::uint32_t c = root_[b];
+    while (c != nil && n(c).size != size)
+      c = size < n(c).size ? l(c).left : l(c).right;
+    if (c == nil) {  // a new size class: x is its heap and its tree node
+      const Node* base = nodes_.get();
+      tree().insert(root_[b], x, [base](std::uint32_t l, std::uint32_t r) {
+        return base[l].size < base[r].size;
+      });
+      bins_.set(b);
+    } else {
+      const std::uint32_t root = heap_merge(c, x);
+      if (root != c) tree().replace(root_[b], c, root);  // x has the new lowest offset
+    }
   }
   void bin_remove(std::uint32_t x) noexcept {
-    const std::uint32_t b = n(x).bin;
-    tree().erase(bin_root_[b], x);
-    if (bin_root_[b] == nil) {
-      bin_bits_[b / 64] &= ~(std::uint64_t{1} << (b % 64));
-      if (bin_bits_[b / 64] == 0) bin_top_ &= ~(std::uint64_t{1} << (b / 64));
-    }
     --free_regions_;
+    const std::uint32_t rest = heap_merge(n(x).hleft, n(x).hright);
+    const std::uint32_t p = n(x).hparent;
+    if (p != nil) {  // inside its heap
+      (n(p).hleft == x ? n(p).hleft : n(p).hright) = rest;
+      if (rest != nil) n(rest).hparent = p;
+      heap_fix_ranks(p);
+      return;
+    }
+    // x is the lowest offset of its size: whatever is left of the heap takes its place.
+    const std::uint32_t b = bin_of(n(x).size);
+    if (rest != nil) n(rest).hparent = nil;
+    if (b < exact_limit) {
+      root_[b] = rest;
+      if (rest == nil) bins_.clear(b);
+    } else if (rest != nil) {
+      tree().replace(root_[b], x, rest);
+    } else {
+      tree().erase(root_[b], x);
+      if (root_[b] == nil) bins_.clear(b);
+    }
   }
-  // The first non-empty bin at or above b, or bin_count.
-  std::size_t next_bin(std::size_t b) const noexcept {
-    if (b >= bin_count) return bin_count;
-    std::size_t w = b / 64;
-    const std::uint64_t here = bin_bits_[w] & (~std::uint64_t{0} << (b % 64));
-    if (here != 0) return w * 64 + static_cast<std::size_t>(std::countr_zero(here));
-    if (w + 1 >= 64) return bin_count;
-    const std::uint64_t above = bin_top_ & (~std::uint64_t{0} << (w + 1));
-    if (above == 0) return bin_count;
-    w = static_cast<std::size_t>(std::countr_zero(above));
-    return w * 64 + static_cast<std::size_t>(std::countr_zero(bin_bits_[w]));
+  // Leftist heap: merges two heaps along their right spines (each at most log2(n + 1) long),
+  // then restores ranks and the left-heavy shape back up the merged spine.
+  std::uint32_t heap_merge(std::uint32_t a, std::uint32_t b) noexcept {
+    if (a == nil) return b;
+    if (b == nil) return a;
+    if (n(b).offset < n(a).offset) std::swap(a, b);
+    const std::uint32_t root = a;
+    for (;;) {  // b is still to merge into the right subtree of a
+      const std::uint32_t r = n(a).hright;
+      if (r == nil) {
+        n(a).hright = b;
+        n(b).hparent = a;
+        break;
+      }
+      if (n(b).offset < n(r).offset) {
+        n(a).hright = b;
+        n(b).hparent = a;
+        a = b;
+        b = r;
+      } else {
+        a = r;
+      }
+    }
+    for (std::uint32_t x = a;; x = n(x).hparent) {
+      Node& node = n(x);
+      if (n(node.hleft).rank < n(node.hright).rank) std::swap(node.hleft, node.hright);
+      node.rank = static_cast<std::uint8_t>(n(node.hright).rank + 1);
+      if (x == root) return root;
+    }
   }
-  // The smallest free region of at least `size` (lowest offset on a tie), or nil.
+  // Restores ranks (and the left-heavy shape) from p up, after one of p's subtrees changed.
+  void heap_fix_ranks(std::uint32_t p) noexcept {
+    while (p != nil) {
+      if (n(n(p).hleft).rank < n(n(p).hright).rank) std::swap(n(p).hleft, n(p).hright);
+      const auto rank = static_cast<std::uint8_t>(n(n(p).hright).rank + 1);
+      if (rank == n(p).rank) return;
+      n(p).rank = rank;
+      p = n(p).hparent;
+    }
+  }
+  // The smallest free size class of at least `size`: its lowest-offset region, or nil.
   std::uint32_t lower_bound(Offset size) const noexcept {
     std::size_t b = bin_of(size);
-    if (bin_root_[b] != nil) {  // this bin may also hold regions smaller than `size`
+    if (b >= exact_limit) {  // a bin of many sizes, some maybe smaller than `size`
       std::uint32_t best = nil;
-      for (std::uint32_t x = bin_root_[b]; x != nil;) {
+      for (std::uint32_t x = root_[b]; x != nil;) {
         if (n(x).size >= size) {
           best = x;
-          x = n(x).left;
+          x = l(x).left;
         } else {
-          x = n(x).right;
+          x = l(x).right;
         }
       }
       if (best != nil) return best;
+      ++b;
     }
-    b = next_bin(b + 1);
-    return b == bin_count ? nil : tree().minimum(bin_root_[b]);
+    b = bins_.next(b);
+    return b == bin_count ? nil : first_of_bin(b);
   }
-  // The free region after x in (size, offset) order, or nil.
-  std::uint32_t next_by_size(std::uint32_t x) const noexcept {
-    const std::uint32_t s = tree().successor(x);
-    if (s != nil) return s;
-    const std::size_t b = next_bin(std::size_t{n(x).bin} + 1);
-    return b == bin_count ? nil : tree().minimum(bin_root_[b]);
+  // The next larger size class after the class whose lowest-offset region is x, or nil.
+  std::uint32_t next_class(std::uint32_t x) const noexcept {
+    const std::size_t b = bin_of(n(x).size);
+    if (b >= exact_limit) {
+      const std::uint32_t s = tree().successor(x);
+      if (s != nil) return s;
+    }
+    const std::size_t next = bins_.next(b + 1);
+    return next == bin_count ? nil : first_of_bin(next);
   }
   std::uint32_t find_fit(Offset size, Offset align) const noexcept {
     std::uint32_t x = lower_bound(size);
     if (align == 1) return x;
     // A region of at least size + align - 1 always fits. Below that, whether a region fits
-    // depends on where it starts: look at up to 16 of them in best-fit order, then take the
-    // smallest region that fits for sure, so the search stays O(log n).
-    for (int i = 0; i < 16 && x != nil; ++i, x = next_by_size(x)) {
+    // depends on where it starts: try the lowest-offset region of each of the next 16 size
+    // classes, then take the smallest region that fits for sure, so the search stays O(log n).
+    for (int i = 0; i < 16 && x != nil; ++i, x = next_class(x)) {
       const Offset slack = n(x).size - size;
       if (slack >= align - 1 || align_up(n(x).offset, align) - n(x).offset <= slack) return x;
     }
@@ -364,22 +444,92 @@ class BasicOffsetAllocator {
     return lower_bound(size + align - 1);
   }
 
-  // --- allocated regions: buckets by offset ------------------------------------------------
-  std::uint32_t& bucket(Offset offset) noexcept {
-    return buckets_[(static_cast<std::uint64_t>(offset) * 0x9E3779B97F4A7C15ull) >> bucket_shift_];
+  // --- allocated regions: a table by offset ----------------------------------------------------
+  // Buckets of 7 slots, one cache line for 32-bit offsets, at most 3/7 full. A key lives in its
+  // home bucket, or in the buddy bucket (home ^ 1) when home was full, which the home bucket
+  // counts in `spilled`; when both are full it goes to an overflow red-black tree by offset (the
+  // tree links are free in an allocated node). No probing runs and no moves, so lookup, insert
+  // and erase are bounded: at most 14 slots plus O(log n) in the overflow tree, which Fibonacci
+  // hashing leaves empty in practice.
+  struct alignas(64) Bucket {
+    static constexpr unsigned size = 7;
+    Offset key[size];
+    std::uint32_t node[size];
+    std::uint8_t used = 0;     // bit i: slot i holds a key
+    std::uint8_t spilled = 0;  // keys of this home stored in the buddy bucket
+    // The used slots whose key is k, as bits. Branch-free: the compares vectorise.
+    unsigned match(Offset k) const noexcept {
+      unsigned m = 0;
+      for (unsigned i = 0; i < size; ++i)
+        m |= static_cast<unsigned>(key[i] == k) << i;
+      return m & used;
+    }
+  };
+  struct Found {
+    std::uint32_t node = nil;
+    Bucket* bucket = nullptr;  // nullptr: in the overflow tree
+    unsigned slot = 0;
+    std::size_t home = 0;
+  };
+
+  std::size_t home(Offset key) const noexcept {
+    return static_cast<std::size_t>((static_cast<std::uint64_t>(key) * 0x9E3779B97F4A7C15ull) >>
+                                    bucket_shift_);
+  }
+  static bool put(Bucket& b, Offset key, std::uint32_t x) noexcept {
+    const unsigned free_slots = ~unsigned{b.used} & ((1u << Bucket::size) - 1);
+    if (free_slots == 0) return false;
+    const unsigned i = static_cast<unsigned>(std::countr_zero(free_slots));
+    b.key[i] = key;
+    b.node[i] = x;
+    b.used = static_cast<std::uint8_t>(b.used | (1u << i));
+    return true;
   }
   void owned_insert(std::uint32_t x) noexcept {
+    const Offset key = n(x).offset;
+    const std::size_t h = home(key);
+    if (put(buckets_[h], key, x)) return;
+    if (put(buckets_[h ^ 1], key, x)) {
+      ++buckets_[h].spilled;
+      return;
+    }
     const Node* base = nodes_.get();
-    tree().insert(bucket(n(x).offset), x, [base](std::uint32_t l, std::uint32_t r) {
-      return base[l].offset < base[r].offset;
+    tree().insert(overflow_root_, x, [base](std::uint32_t a, std::uint32_t b) {
+      return base[a].offset < base[b].offset;
     });
+    ++overflow_count_;
   }
-  void owned_erase(std::uint32_t x) noexcept { tree().erase(bucket(n(x).offset), x); }
-  std::uint32_t owned_find(Allocation a) noexcept {
-    std::uint32_t x = bucket(a.offset);
-    while (x != nil && n(x).offset != a.offset)
-      x = a.offset < n(x).offset ? n(x).left : n(x).right;
-    return x != nil && n(x).size == a.size ? x : nil;
+  // The node of live allocation a (nil if there is none) and where its key is.
+  Found owned_find(Allocation a) noexcept {
+    Found f;
+    f.home = home(a.offset);
+    Bucket* b = &buckets_[f.home];
+    unsigned m = b->match(a.offset);
+    if (m == 0 && b->spilled != 0) {
+      b = &buckets_[f.home ^ 1];
+      m = b->match(a.offset);
+    }
+    if (m != 0) {
+      f.bucket = b;
+      f.slot = static_cast<unsigned>(std::countr_zero(m));
+      f.node = b->node[f.slot];
+    } else if (overflow_count_ != 0) {
+      std::uint32_t x = overflow_root_;
+      while (x != nil && n(x).offset != a.offset)
+        x = a.offset < n(x).offset ? l(x).left : l(x).right;
+      f.node = x;
+    }
+    if (f.node != nil && n(f.node).size != a.size) f.node = nil;
+    return f;
+  }
+  void owned_erase(const Found& f) noexcept {
+    if (f.bucket == nullptr) {
+      tree().erase(overflow_root_, f.node);
+      --overflow_count_;
+      return;
+    }
+    f.bucket->used = static_cast<std::uint8_t>(f.bucket->used & ~(1u << f.slot));
+    if (f.bucket != &buckets_[f.home]) --buckets_[f.home].spilled;
   }
 
   // --- nodes and address order ----------------------------------------------------------------
@@ -396,22 +546,30 @@ class BasicOffsetAllocator {
   void link_after(std::uint32_t x, std::uint32_t y) noexcept {  // y goes right after x
     n(y).prev = x;
     n(y).next = n(x).next;
-    if (n(x).next != nil) n(n(x).next).prev = y;
-    else tail_ = y;
+    if (n(x).next != nil)
+      n(n(x).next).prev = y;
+    else
+      tail_ = y;
     n(x).next = y;
   }
   void link_before(std::uint32_t x, std::uint32_t y) noexcept {  // y goes right before x
     n(y).next = x;
     n(y).prev = n(x).prev;
-    if (n(x).prev != nil) n(n(x).prev).next = y;
-    else head_ = y;
+    if (n(x).prev != nil)
+      n(n(x).prev).next = y;
+    else
+      head_ = y;
     n(x).prev = y;
   }
   void unlink(std::uint32_t x) noexcept {
-    if (n(x).prev != nil) n(n(x).prev).next = n(x).next;
-    else head_ = n(x).next;
-    if (n(x).next != nil) n(n(x).next).prev = n(x).prev;
-    else tail_ = n(x).prev;
+    if (n(x).prev != nil)
+      n(n(x).prev).next = n(x).next;
+    else
+      head_ = n(x).next;
+    if (n(x).next != nil)
+      n(n(x).next).prev = n(x).prev;
+    else
+      tail_ = n(x).prev;
   }
 
   void reset(Offset capacity) noexcept {
@@ -419,10 +577,12 @@ class BasicOffsetAllocator {
     for (std::uint32_t i = node_count_ - 1; i > 0; --i)
       give_node(i);
     nodes_[nil] = Node{};
-    std::fill_n(buckets_.get(), bucket_count_, nil);
-    std::fill_n(bin_root_, bin_count, nil);
-    std::fill_n(bin_bits_, bin_words, 0);
-    bin_top_ = 0;
+    links_[nil] = Link{};
+    std::fill_n(buckets_.get(), bucket_count_, Bucket{});
+    overflow_root_ = nil;
+    overflow_count_ = 0;
+    root_.fill(nil);
+    bins_.reset();
     head_ = tail_ = nil;
     free_regions_ = 0;
     capacity_ = 0;
@@ -431,18 +591,18 @@ class BasicOffsetAllocator {
     grow(capacity);
   }
 
-  static constexpr std::size_t bin_count = bin_count_needed;
-
   std::unique_ptr<Node[]> nodes_;
+  std::unique_ptr<Link[]> links_;
   std::uint32_t node_count_ = 0;
   std::uint32_t unused_ = nil;  // chain of unused nodes, through `next`
   std::uint32_t head_ = nil, tail_ = nil;
-  std::uint32_t bin_root_[bin_count];
-  std::uint64_t bin_bits_[bin_words];
-  std::uint64_t bin_top_ = 0;
-  std::unique_ptr<std::uint32_t[]> buckets_;
+  std::array<std::uint32_t, bin_count> root_;
+  detail::BitTree<bin_count> bins_;
+  std::unique_ptr<Bucket[]> buckets_;
   std::size_t bucket_count_ = 0;
   int bucket_shift_ = 64;
+  std::uint32_t overflow_root_ = nil;
+  std::size_t overflow_count_ = 0;
   std::size_t max_allocations_;
   std::size_t free_regions_ = 0;
   std::size_t live_ = 0;

@@ -71,6 +71,17 @@ class IndexRbTree {
     if (!y_was_red) erase_fixup(root, x);
   }
 
+  /// Puts node y (not in any tree) in node x's place, with x's links and colour. x leaves the
+  /// tree. For when y has the same key as x, so the order holds. O(1).
+  void replace(std::uint32_t& root, std::uint32_t x, std::uint32_t y) noexcept {
+    n_[y].left = n_[x].left;
+    n_[y].right = n_[x].right;
+    n_[y].red = n_[x].red;
+    relink_parent(root, x, y);
+    if (n_[y].left != nil) n_[n_[y].left].parent = y;
+    if (n_[y].right != nil) n_[n_[y].right].parent = y;
+  }
+
   std::uint32_t minimum(std::uint32_t x) const noexcept {
     while (n_[x].left != nil)
       x = n_[x].left;
