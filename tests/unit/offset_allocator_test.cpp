@@ -296,3 +296,165 @@ TEST(OffsetAllocator, RandomizedAgainstModel) {
 
 }  // namespace
 }  // namespace bufpool
+
+namespace bufpool::detail {
+struct OffsetAllocatorInspector {
+  template <typename A>
+  static std::size_t overflowed(const A& a) {
+    return a.overflow_count_;
+  }
+};
+}  // namespace bufpool::detail
+
+namespace bufpool {
+namespace {
+
+// Reference: the free regions as a map offset -> size, kept by brute force.
+struct RegionModel {
+  std::map<std::uint64_t, std::uint64_t> free;
+  explicit RegionModel(std::uint64_t capacity) { free.emplace(0, capacity); }
+  // Exact best fit: the smallest region that holds `size`, the lowest offset on a tie.
+  std::optional<std::uint64_t> best_fit(std::uint64_t size) const {
+    std::optional<std::uint64_t> best;
+    std::uint64_t best_size = 0;
+    for (auto [o, s] : free)
+      if (s >= size && (!best || s < best_size)) {
+        best = o;
+        best_size = s;
+      }
+    return best;
+  }
+  void take(std::uint64_t offset, std::uint64_t size) {
+    auto it = std::prev(free.upper_bound(offset));
+    const auto [o, s] = *it;
+    free.erase(it);
+    if (offset > o) free.emplace(o, offset - o);
+    if (offset + size < o + s) free.emplace(offset + size, o + s - offset - size);
+  }
+  void give(std::uint64_t offset, std::uint64_t size) {
+    auto [it, inserted] = free.emplace(offset, size);
+    if (auto next = std::next(it); next != free.end() && offset + size == next->first) {
+      it->second += next->second;
+      free.erase(next);
+    }
+    if (it != free.begin()) {
+      auto prev = std::prev(it);
+      if (prev->first + prev->second == offset) {
+        prev->second += it->second;
+        free.erase(it);
+      }
+    }
+  }
+  std::uint64_t largest() const {
+    std::uint64_t m = 0;
+    for (auto [o, s] : free)
+      m = std::max(m, s);
+    return m;
+  }
+};
+
+// Sizes from 1 to 40,000 units, so regions live both in the exact classes (below 4,096) and in
+// the bins with trees above; frees, shrinks and grows; and a table kept nearly full (max 24
+// allocations, 4 buckets of 7) so that allocations spill to the buddy bucket and overflow to
+// the tree. After every step: exact best fit, totals, region count, largest region; often the
+// full list of free regions.
+TEST(OffsetAllocator, RandomizedAcrossClassesAndTableOverflow) {
+  constexpr std::uint64_t seed = 0x5eed0a11;
+  std::printf("offset allocator wide model: seed=%llu\n", static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(seed);
+  constexpr std::uint32_t capacity = 1u << 19;
+  constexpr std::size_t max_live = 24;
+  OffsetAllocator a(capacity, max_live);
+  RegionModel model(capacity);
+  std::vector<Alloc> live;
+  std::size_t max_overflow = 0;
+  for (int step = 0; step < 200'000; ++step) {
+    const auto r = rng() % 100;
+    if (live.size() < max_live && (live.empty() || r < 50)) {
+      const auto size =
+          static_cast<std::uint32_t>(rng() % 4 == 0 ? 1 + rng() % 40'000 : 1 + rng() % 300);
+      const auto expect = model.best_fit(size);
+      auto got = a.try_allocate(size);
+      ASSERT_EQ(got.has_value(), expect.has_value()) << "step " << step << " size " << size;
+      if (!got) continue;
+      ASSERT_EQ(got->offset, *expect) << "step " << step << ": not the best fit for " << size;
+      model.take(got->offset, size);
+      live.push_back(*got);
+    } else if (!live.empty() && r < 90) {
+      const std::size_t i = rng() % live.size();
+      ASSERT_TRUE(a.free(live[i]));
+      ASSERT_FALSE(a.free(live[i])) << "a double free is refused";
+      model.give(live[i].offset, live[i].size);
+      live[i] = live.back();
+      live.pop_back();
+    } else if (!live.empty()) {
+      const std::size_t i = rng() % live.size();
+      const Alloc old = live[i];
+      const std::uint32_t new_size = 1 + static_cast<std::uint32_t>(rng() % (2 * old.size + 8));
+      auto next = model.free.find(std::uint64_t{old.offset} + old.size);
+      const bool can =
+          new_size <= old.size || (next != model.free.end() && next->second >= new_size - old.size);
+      auto got = a.try_reallocate(old, new_size);
+      ASSERT_EQ(got.has_value(), can) << "step " << step;
+      if (got) {
+        ASSERT_EQ(got->offset, old.offset);
+        ASSERT_EQ(got->size, new_size);
+        if (new_size < old.size) {
+          model.give(old.offset + new_size, old.size - new_size);
+        } else if (new_size > old.size) {
+          model.take(old.offset + old.size, new_size - old.size);
+        }
+        live[i] = *got;
+        if (new_size != old.size) {
+          ASSERT_FALSE(a.free(old)) << "the old size no longer frees";
+        }
+      }
+    }
+    std::uint64_t free_units = 0;
+    for (auto [o, s] : model.free)
+      free_units += s;
+    ASSERT_EQ(a.total_available(), free_units) << "step " << step;
+    ASSERT_EQ(a.free_region_count(), model.free.size()) << "step " << step;
+    ASSERT_EQ(a.largest_available(), model.largest()) << "step " << step;
+    ASSERT_EQ(a.allocations(), live.size());
+    if (step % 53 == 0) {
+      std::vector<Alloc> expect;
+      for (auto [o, s] : model.free)
+        expect.push_back(Alloc{static_cast<std::uint32_t>(o), static_cast<std::uint32_t>(s)});
+      ASSERT_EQ(a.free_regions(), expect) << "step " << step;
+    }
+    max_overflow = std::max(max_overflow, detail::OffsetAllocatorInspector::overflowed(a));
+  }
+  std::printf("most allocations in the overflow tree at once: %zu\n", max_overflow);
+  EXPECT_GT(max_overflow, 0u) << "the run never reached the overflow tree";
+  for (const Alloc& l : live)
+    ASSERT_TRUE(a.free(l));
+  EXPECT_EQ(a.free_region_count(), 1u);
+  EXPECT_EQ(detail::OffsetAllocatorInspector::overflowed(a), 0u);
+}
+
+TEST(OffsetAllocator, FreeRefusesWhatIsNotLive) {
+  OffsetAllocator a(1000);
+  Alloc x = must(a.try_allocate(100));
+  EXPECT_FALSE(a.free(Alloc{x.offset, 99})) << "wrong size";
+  EXPECT_FALSE(a.free(Alloc{x.offset + 1, 99})) << "not an allocation's start";
+  EXPECT_FALSE(a.free(Alloc{500, 10})) << "free space";
+  EXPECT_EQ(a.total_available(), 900u);
+  EXPECT_TRUE(a.free(x));
+  EXPECT_FALSE(a.free(x));
+  EXPECT_EQ(a.total_available(), 1000u);
+  EXPECT_FALSE(a.try_reallocate(x, 50)) << "no longer live";
+}
+
+TEST(OffsetAllocator, MaxAllocationsIsChecked) {
+  EXPECT_THROW(OffsetAllocator(100, 0), std::system_error);
+  OffsetAllocator a(100, 3);
+  for (int i = 0; i < 3; ++i)
+    must(a.try_allocate(1));
+  std::error_code ec;
+  a.allocate(1, 1, ec);
+  EXPECT_EQ(ec, errc::out_of_memory) << "the fourth allocation exceeds max_allocations";
+}
+
+}  // namespace
+}  // namespace bufpool

@@ -19,6 +19,10 @@
 
 namespace bufpool {
 
+namespace detail {
+struct OffsetAllocatorInspector;  // tests look at the allocation table through it
+}
+
 /// Manages the range [0, capacity) of memory that it never touches (a metadata arena, a device
 /// buffer, a file). Placement is exact best fit: the smallest free region that holds the request,
 /// the lowest offset among equal sizes. free() coalesces with both neighbours at once.
@@ -130,20 +134,22 @@ class BasicOffsetAllocator {
     std::uint32_t x = found.node;
     if (x == nil) return false;
     owned_erase(found);
-    const std::uint32_t p = n(x).prev;
-    if (p != nil && n(p).is_free) {  // absorb the free region just before
+    // Both neighbours are read before either is touched, so their loads overlap. The sentinel
+    // (index 0, where the range ends) is never free.
+    const std::uint32_t p = n(x).prev, q = n(x).next;
+    const bool p_free = n(p).is_free, q_free = n(q).is_free;
+    if (q_free) {  // absorb the free region just after
+      bin_remove(q);
+      n(x).size += n(q).size;
+      unlink(q);
+      give_node(q);
+    }
+    if (p_free) {  // and the one just before
       bin_remove(p);
       n(p).size += n(x).size;
       unlink(x);
       give_node(x);
       x = p;
-    }
-    const std::uint32_t q = n(x).next;
-    if (q != nil && n(q).is_free) {  // and the one just after
-      bin_remove(q);
-      n(x).size += n(q).size;
-      unlink(q);
-      give_node(q);
     }
     n(x).is_free = true;
     bin_insert(x);
@@ -255,6 +261,7 @@ class BasicOffsetAllocator {
   }
 
  private:
+  friend struct detail::OffsetAllocatorInspector;
   static constexpr std::uint32_t nil = 0;
   // Size classes. Sizes below exact_limit each have a class of their own: a leftist heap of
   // its free regions by offset, whose root (the lowest offset) is root_[size]. Larger sizes fall
