@@ -6,15 +6,26 @@
 //                          (includes about 20 ns of clock overhead per reading)
 //   fill/monotonic         allocate random sizes into an empty range until the first failure
 //   fill/churn             55% allocate, 45% free a random live one, until the first failure
+//
+// Context in the same run, on the same sizes and the same victims:
+//   steady/std_map_best_fit  the best fit most users would write: std::set by (size, offset) and
+//                            std::map by offset, nodes from the heap
+//   steady/<malloc>          glibc, jemalloc, mimalloc, tcmalloc: malloc(size) / free. Not the
+//                            same job (they hand out memory and may round sizes up to classes),
+//                            but the cost a user pays today for a buffer of that size
 #include "bufpool/offset_allocator.hpp"
 
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <random>
+#include <set>
+#include <string>
 #include <vector>
 
+#include "malloc_peers.hpp"
 #include "percentile.hpp"
 
 namespace {
@@ -25,33 +36,124 @@ using Clock = std::chrono::steady_clock;
 constexpr std::uint32_t capacity = 64u << 20;
 constexpr std::size_t live_target = 10'000;
 
-struct Steady {
-  OffsetAllocator allocator{capacity, 2 * live_target};
-  std::vector<OffsetAllocator::Allocation> live;
-  std::mt19937 rng{20261121};
-  std::vector<std::uint32_t> sizes;  // pre-drawn, so the RNG is not measured
+// The workload, whatever serves it: pre-drawn sizes and victims, so the RNG is not measured.
+struct Workload {
+  std::vector<std::uint32_t> sizes;
   std::vector<std::uint32_t> victims;
-
-  Steady() {
+  Workload() {
+    std::mt19937 rng{20261121};
     sizes.resize(1 << 16);
     victims.resize(1 << 16);
     for (auto& s : sizes)
       s = 1 + rng() % 4096;
     for (auto& v : victims)
       v = static_cast<std::uint32_t>(rng() % live_target);
+  }
+};
+const Workload& workload() {
+  static const Workload w;
+  return w;
+}
+
+struct Steady {
+  OffsetAllocator allocator{capacity, 2 * live_target};
+  std::vector<OffsetAllocator::Allocation> live;
+  const Workload& w = workload();
+
+  Steady() {
     for (std::size_t i = 0; i < live_target; ++i)
-      live.push_back(*allocator.try_allocate(sizes[i]));
+      live.push_back(*allocator.try_allocate(w.sizes[i]));
     for (std::size_t i = 0; i < (1 << 16); ++i)
       step(i);  // reach a fragmented steady state
   }
   void step(std::size_t i) {
-    auto& slot = live[victims[i & 0xffff]];
+    auto& slot = live[w.victims[i & 0xffff]];
     allocator.free(slot);
-    auto a = allocator.try_allocate(sizes[i & 0xffff]);
+    auto a = allocator.try_allocate(w.sizes[i & 0xffff]);
     if (!a) std::abort();  // 64 Mi units hold 10,000 allocations of at most 4,096 easily
     slot = *a;
   }
 };
+
+// Exact best fit the usual way, for comparison: two ordered trees on the heap.
+class MapBestFit {
+ public:
+  explicit MapBestFit(std::uint32_t units) { insert(0, units); }
+  std::uint32_t allocate(std::uint32_t size) {
+    auto it = by_size_.lower_bound({size, 0});
+    if (it == by_size_.end()) std::abort();
+    const auto [region_size, offset] = *it;
+    by_size_.erase(it);
+    by_offset_.erase(offset);
+    if (region_size > size) insert(offset + size, region_size - size);
+    return offset;
+  }
+  void free(std::uint32_t offset, std::uint32_t size) {
+    auto next = by_offset_.lower_bound(offset);
+    if (next != by_offset_.begin()) {
+      auto prev = std::prev(next);
+      if (prev->first + prev->second == offset) {
+        offset = prev->first;
+        size += prev->second;
+        by_size_.erase({prev->second, prev->first});
+        by_offset_.erase(prev);
+      }
+    }
+    if (next != by_offset_.end() && offset + size == next->first) {
+      size += next->second;
+      by_size_.erase({next->second, next->first});
+      by_offset_.erase(next);
+    }
+    insert(offset, size);
+  }
+
+ private:
+  void insert(std::uint32_t offset, std::uint32_t size) {
+    by_size_.emplace(size, offset);
+    by_offset_.emplace(offset, size);
+  }
+  std::set<std::pair<std::uint32_t, std::uint32_t>> by_size_;
+  std::map<std::uint32_t, std::uint32_t> by_offset_;
+};
+
+void steady_map(benchmark::State& st) {
+  const Workload& w = workload();
+  MapBestFit m(capacity);
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> live;
+  for (std::size_t i = 0; i < live_target; ++i)
+    live.emplace_back(m.allocate(w.sizes[i]), w.sizes[i]);
+  auto step = [&](std::size_t i) {
+    auto& slot = live[w.victims[i & 0xffff]];
+    m.free(slot.first, slot.second);
+    const std::uint32_t size = w.sizes[i & 0xffff];
+    slot = {m.allocate(size), size};
+  };
+  for (std::size_t i = 0; i < (1 << 16); ++i)
+    step(i);
+  std::size_t i = 0;
+  for (auto _ : st)
+    step(i++);
+}
+
+void steady_malloc(benchmark::State& st, const bufpool::perf::MallocPeer& m) {
+  const Workload& w = workload();
+  std::vector<void*> live;
+  for (std::size_t i = 0; i < live_target; ++i)
+    live.push_back(m.allocate(w.sizes[i]));
+  auto step = [&](std::size_t i) {
+    void*& slot = live[w.victims[i & 0xffff]];
+    m.deallocate(slot);
+    slot = m.allocate(w.sizes[i & 0xffff]);
+    benchmark::DoNotOptimize(slot);
+  };
+  for (std::size_t i = 0; i < (1 << 16); ++i)
+    step(i);
+  std::size_t i = 0;
+  for (auto _ : st)
+    step(i++);
+  for (void* p : live)
+    m.deallocate(p);
+}
 
 void steady(benchmark::State& st) {
   Steady s;
@@ -104,8 +206,16 @@ void fill(benchmark::State& st, bool churn) {
 
 }  // namespace
 
-BENCHMARK(steady)->Name("steady/10k_live");
-BENCHMARK(steady_latency)->Name("steady_latency/10k_live")->Iterations(1 << 20);
-BENCHMARK_CAPTURE(fill, monotonic, false)->Name("fill/monotonic")->Iterations(1);
-BENCHMARK_CAPTURE(fill, churn, true)->Name("fill/churn")->Iterations(1);
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  benchmark::RegisterBenchmark("steady/10k_live", steady);
+  benchmark::RegisterBenchmark("steady/std_map_best_fit", steady_map);
+  for (const auto& m : bufpool::perf::load_malloc_peers())
+    benchmark::RegisterBenchmark(("steady/" + m.name).c_str(), steady_malloc, m);
+  benchmark::RegisterBenchmark("steady_latency/10k_live", steady_latency)->Iterations(1 << 20);
+  benchmark::RegisterBenchmark("fill/monotonic", fill, false)->Iterations(1);
+  benchmark::RegisterBenchmark("fill/churn", fill, true)->Iterations(1);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
