@@ -1,0 +1,427 @@
+#include "config.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/common.h>
+#include <CLI/CLI.hpp>
+
+#include <toml++/toml.h>
+#include <algorithm>
+#include <bit>
+#include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <functional>
+#include <limits>
+#include <thread>
+
+namespace bufpool::server {
+
+ConfigError::ConfigError(std::string key, const std::string& message)
+    : std::runtime_error(fmt::format("config error: {}: {}", key, message)), key_(std::move(key)) {}
+
+std::string Endpoint::to_string() const {
+  if (!enabled) return "";
+  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+  return fmt::format("{}:{}", host, port);
+}
+
+namespace {
+
+std::optional<std::uint64_t> parse_u64(std::string_view s) {
+  std::uint64_t v = 0;
+  if (s.empty()) return std::nullopt;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+    s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+    s.remove_suffix(1);
+  return s;
+}
+
+// Splits "123unit" into the number and the unit.
+std::pair<std::string_view, std::string_view> split_unit(std::string_view s) {
+  s = trim(s);
+  std::size_t i = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
+    ++i;
+  return {s.substr(0, i), trim(s.substr(i))};
+}
+
+}  // namespace
+
+std::optional<std::size_t> parse_size(std::string_view text) {
+  auto [num, unit] = split_unit(text);
+  auto n = parse_u64(num);
+  if (!n) return std::nullopt;
+  std::string u(unit);
+  std::transform(u.begin(), u.end(), u.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::uint64_t mult = 0;
+  if (u.empty() || u == "b")
+    mult = 1;
+  else if (u == "kib" || u == "k")
+    mult = 1ull << 10;
+  else if (u == "mib" || u == "m")
+    mult = 1ull << 20;
+  else if (u == "gib" || u == "g")
+    mult = 1ull << 30;
+  else if (u == "tib" || u == "t")
+    mult = 1ull << 40;
+  else if (u == "kb")
+    mult = 1'000;
+  else if (u == "mb")
+    mult = 1'000'000;
+  else if (u == "gb")
+    mult = 1'000'000'000;
+  else if (u == "tb")
+    mult = 1'000'000'000'000;
+  else
+    return std::nullopt;
+  if (*n > std::numeric_limits<std::size_t>::max() / mult) return std::nullopt;
+  return static_cast<std::size_t>(*n * mult);
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  auto [num, unit] = split_unit(text);
+  auto n = parse_u64(num);
+  if (!n) return std::nullopt;
+  using std::chrono::milliseconds;
+  constexpr std::uint64_t max_ms = 1ull << 40;
+  std::uint64_t ms = 0;
+  if (unit == "us")
+    ms = (*n + 999) / 1000;
+  else if (unit == "ms")
+    ms = *n;
+  else if (unit == "s")
+    ms = *n * 1000;
+  else if (unit == "m" || unit == "min")
+    ms = *n * 60'000;
+  else if (unit == "h")
+    ms = *n * 3'600'000;
+  else
+    return std::nullopt;  // a bare number is ambiguous: the unit is required
+  if (*n > max_ms || ms > max_ms) return std::nullopt;
+  return milliseconds(static_cast<milliseconds::rep>(ms));
+}
+
+std::optional<Endpoint> parse_endpoint(std::string_view text) {
+  text = trim(text);
+  if (text.empty()) return Endpoint{};
+  std::string_view host, port;
+  if (text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return std::nullopt;  // IPv6 needs brackets
+  }
+  auto p = parse_u64(port);
+  if (host.empty() || !p || *p > 65535) return std::nullopt;
+  return Endpoint{std::string(host), static_cast<std::uint16_t>(*p), true};
+}
+
+std::string format_size(std::size_t bytes) {
+  static constexpr std::pair<std::size_t, const char*> units[] = {
+      {1ull << 40, "TiB"}, {1ull << 30, "GiB"}, {1ull << 20, "MiB"}, {1ull << 10, "KiB"}};
+  for (auto [m, name] : units)
+    if (bytes != 0 && bytes % m == 0) return fmt::format("{}{}", bytes / m, name);
+  return fmt::format("{}B", bytes);
+}
+
+std::string format_duration(std::chrono::milliseconds d) {
+  const auto ms = d.count();
+  if (ms != 0 && ms % 3'600'000 == 0) return fmt::format("{}h", ms / 3'600'000);
+  if (ms != 0 && ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
+  if (ms != 0 && ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+  return fmt::format("{}ms", ms);
+}
+
+unsigned Config::effective_threads() const {
+  if (threads != 0) return threads;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+namespace {
+
+// One setting: its TOML key, what it means, and how to read it from a string and show it.
+struct Setting {
+  const char* key;  // "section.name"
+  const char* help;
+  std::function<bool(Config&, std::string_view)> set;  // false: not a valid value
+  std::function<std::string(const Config&)> get;
+  const char* expected;  // what a valid value looks like, for the error
+};
+
+template <typename T>
+Setting size_setting(const char* key, const char* help, T Config::*field) {
+  return {key, help,
+          [field](Config& c, std::string_view v) {
+            auto s = parse_size(v);
+            if (!s) return false;
+            c.*field = static_cast<T>(*s);
+            return true;
+          },
+          [field](const Config& c) { return format_size(c.*field); }, "a size such as 64MiB"};
+}
+Setting duration_setting(const char* key, const char* help,
+                         std::chrono::milliseconds Config::*field) {
+  return {key, help,
+          [field](Config& c, std::string_view v) {
+            auto d = parse_duration(v);
+            if (!d || d->count() == 0) return false;
+            c.*field = *d;
+            return true;
+          },
+          [field](const Config& c) { return format_duration(c.*field); },
+          "a duration above zero such as 250ms or 5s"};
+}
+Setting count_setting(const char* key, const char* help, std::size_t Config::*field) {
+  return {key, help,
+          [field](Config& c, std::string_view v) {
+            auto n = parse_u64(trim(v));
+            if (!n || *n == 0) return false;
+            c.*field = static_cast<std::size_t>(*n);
+            return true;
+          },
+          [field](const Config& c) { return std::to_string(c.*field); },
+          "a whole number above zero"};
+}
+Setting endpoint_setting(const char* key, const char* help, Endpoint Config::*field) {
+  return {key, help,
+          [field](Config& c, std::string_view v) {
+            auto e = parse_endpoint(v);
+            if (!e) return false;
+            c.*field = *e;
+            return true;
+          },
+          [field](const Config& c) { return (c.*field).to_string(); },
+          "host:port (port 0 picks a free port; [v6]:port; empty disables)"};
+}
+
+const std::vector<Setting>& settings() {
+  static const std::vector<Setting> all = {
+      endpoint_setting("server.http_listen", "HTTP listen address", &Config::http_listen),
+      endpoint_setting("server.rpc_listen", "RPC listen address", &Config::rpc_listen),
+      {"server.threads", "I/O threads (0: one per core)",
+       [](Config& c, std::string_view v) {
+         auto n = parse_u64(trim(v));
+         if (!n || *n > 256) return false;
+         c.threads = static_cast<unsigned>(*n);
+         return true;
+       },
+       [](const Config& c) { return std::to_string(c.threads); }, "0 to 256"},
+      {"server.port_file", "write the bound ports here (JSON) once listening",
+       [](Config& c, std::string_view v) {
+         c.port_file = std::string(v);
+         return true;
+       },
+       [](const Config& c) { return c.port_file; }, "a path"},
+      duration_setting("server.shutdown_timeout", "how long in-flight requests may finish",
+                       &Config::shutdown_timeout),
+      count_setting("limits.max_connections", "open connections at most", &Config::max_connections),
+      size_setting("limits.max_header_size", "HTTP header bytes at most (431 above)",
+                   &Config::max_header_size),
+      size_setting("limits.max_object_size", "value bytes at most (413 above)",
+                   &Config::max_object_size),
+      duration_setting("limits.idle_timeout", "a keep-alive connection with no request closes",
+                       &Config::idle_timeout),
+      duration_setting("limits.read_timeout",
+                       "a read that brings no byte for this long cuts the client off",
+                       &Config::read_timeout),
+      duration_setting("limits.alloc_timeout", "wait for pool memory at most (then 503)",
+                       &Config::alloc_timeout),
+      count_setting("limits.pipeline_depth", "requests read ahead per connection",
+                    &Config::pipeline_depth),
+      size_setting("pool.max_memory", "pool memory limit", &Config::max_memory),
+      size_setting("pool.chunk_size", "pool chunk size", &Config::chunk_size),
+      size_setting("pool.min_block", "smallest pool block", &Config::min_block),
+      size_setting("pool.reserve", "pool memory taken at start", &Config::reserve),
+      size_setting("store.key_arena", "bytes for keys", &Config::key_arena),
+      count_setting("store.max_keys", "keys stored at most", &Config::max_keys),
+      {"log.level", "trace, debug, info, warn, error, critical or off",
+       [](Config& c, std::string_view v) {
+         const std::string s(trim(v));
+         if (spdlog::level::from_str(s) == spdlog::level::off && s != "off") return false;
+         c.log_level = s;
+         return true;
+       },
+       [](const Config& c) { return c.log_level; }, "trace|debug|info|warn|error|critical|off"},
+      {"log.access_log", "log every request",
+       [](Config& c, std::string_view v) {
+         const std::string_view s = trim(v);
+         if (s == "true" || s == "1" || s == "yes")
+           c.access_log = true;
+         else if (s == "false" || s == "0" || s == "no")
+           c.access_log = false;
+         else
+           return false;
+         return true;
+       },
+       [](const Config& c) { return std::string(c.access_log ? "true" : "false"); },
+       "true or false"},
+  };
+  return all;
+}
+
+// The flag and environment name: the key without its section ("max_memory"), except where
+// that alone would be vague ("log.level" -> "log_level").
+std::string name_of(const Setting& s) {
+  const std::string_view key(s.key);
+  if (key == "log.level") return "log_level";
+  return std::string(key.substr(key.find('.') + 1));
+}
+std::string flag_of(const Setting& s) {
+  std::string f = "--" + name_of(s);
+  std::replace(f.begin(), f.end(), '_', '-');
+  return f;
+}
+std::string env_of(const Setting& s) {
+  std::string e = "BUFPOOL_" + name_of(s);
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::toupper(c); });
+  return e;
+}
+
+void set_or_throw(Config& c, const Setting& s, std::string_view value, const std::string& from) {
+  if (!s.set(c, value))
+    throw ConfigError(s.key, fmt::format("'{}' ({}) is not {}", value, from, s.expected));
+}
+
+}  // namespace
+
+std::vector<std::string> Config::describe() const {
+  std::vector<std::string> out;
+  for (const Setting& s : settings())
+    out.push_back(fmt::format("{} = {}", s.key, s.get(*this)));
+  return out;
+}
+
+void apply_toml(Config& config, const std::string& toml_text, const std::string& source) {
+  toml::table doc;
+  try {
+    doc = toml::parse(toml_text, source);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    throw ConfigError(
+        source, fmt::format("line {}, column {}: {}", where.line, where.column, e.description()));
+  }
+  for (auto&& [section, node] : doc) {
+    const auto* table = node.as_table();
+    if (!table) throw ConfigError(std::string(section.str()), "expected a [section] table");
+    for (auto&& [name, value] : *table) {
+      const std::string key = fmt::format("{}.{}", section.str(), name.str());
+      auto it = std::find_if(settings().begin(), settings().end(),
+                             [&](const Setting& s) { return key == s.key; });
+      if (it == settings().end()) throw ConfigError(key, "unknown setting");
+      std::string text;
+      if (auto v = value.as_string())
+        text = v->get();
+      else if (auto i = value.as_integer()) {
+        if (i->get() < 0) throw ConfigError(key, "must not be negative");
+        text = std::to_string(i->get());
+      } else if (auto b = value.as_boolean())
+        text = b->get() ? "true" : "false";
+      else
+        throw ConfigError(key, "expected a string, an integer or a boolean");
+      set_or_throw(config, *it, text, source);
+    }
+  }
+}
+
+void validate(const Config& c) {
+  if (c.rpc_listen.enabled)  // interim: the RPC front end (docs/protocol.md) is being written
+    throw ConfigError("server.rpc_listen", "the RPC front end is not in this build yet: use \"\"");
+  if (!c.http_listen.enabled && !c.rpc_listen.enabled)
+    throw ConfigError("server.http_listen", "both listeners are disabled");
+  if (!std::has_single_bit(c.chunk_size) || c.chunk_size < 4096 || c.chunk_size > (1ull << 31))
+    throw ConfigError("pool.chunk_size", "must be a power of two from 4KiB to 2GiB");
+  if (!std::has_single_bit(c.min_block) || c.min_block < 4096 || c.min_block > c.chunk_size)
+    throw ConfigError("pool.min_block", "must be a power of two from 4KiB to pool.chunk_size");
+  if ((std::countr_zero(c.chunk_size) - std::countr_zero(c.min_block)) % 2 != 0)
+    throw ConfigError("pool.min_block", "pool.chunk_size / pool.min_block must be a power of 4");
+  if (c.max_memory < c.chunk_size)
+    throw ConfigError("pool.max_memory", "must be at least pool.chunk_size");
+  if (c.reserve > c.max_memory)
+    throw ConfigError("pool.reserve", "must be at most pool.max_memory");
+  if (c.max_object_size > c.chunk_size)
+    throw ConfigError("limits.max_object_size",
+                      fmt::format("{} is above pool.chunk_size ({})",
+                                  format_size(c.max_object_size), format_size(c.chunk_size)));
+  if (c.max_header_size < 512 || c.max_header_size > (1u << 20))
+    throw ConfigError("limits.max_header_size", "must be from 512B to 1MiB");
+  if (c.key_arena < 250 || c.key_arena > 0xffff'ffffull)
+    throw ConfigError("store.key_arena", "must be from 250B to 4GiB - 1");
+  if (c.max_keys > (1ull << 30)) throw ConfigError("store.max_keys", "must be at most 2^30");
+  if (c.max_connections > (1ull << 20))
+    throw ConfigError("limits.max_connections", "must be at most 1048576");
+  if (c.pipeline_depth > 1024) throw ConfigError("limits.pipeline_depth", "must be at most 1024");
+}
+
+Invocation parse_invocation(int argc, const char* const* argv, const char* (*env)(const char*)) {
+  if (env == nullptr) env = [](const char* name) -> const char* { return std::getenv(name); };
+  Invocation inv;
+  CLI::App app{
+      "bufpool-server: stores and serves byte buffers from a memory pool, over HTTP/1.1\n"
+      "and a binary RPC protocol (docs/protocol.md). Settings come from defaults, then\n"
+      "--config FILE (TOML), then BUFPOOL_* environment variables, then these flags.\n"
+      "Sizes take units (4096, 64KiB, 1GiB, 10MB); durations need one (250ms, 5s, 2m).",
+      "bufpool-server"};
+  app.set_help_flag();  // handled below, so that parsing never calls exit()
+  bool help = false;
+  app.add_flag("-h,--help", help, "show this help and exit");
+  std::string config_file;
+  app.add_option("-c,--config", config_file, "TOML configuration file (see configs/bufpool.toml)");
+  app.add_flag("--check-config", inv.check_config,
+               "check the configuration, print it, and exit (0 valid, 2 invalid)");
+  app.add_flag("-V,--version", inv.show_version, "print the version and exit");
+  std::vector<std::string> values(settings().size());
+  std::vector<CLI::Option*> options;
+  for (std::size_t i = 0; i < settings().size(); ++i) {
+    const Setting& s = settings()[i];
+    const Config defaults;
+    options.push_back(app.add_option(flag_of(s), values[i],
+                                     fmt::format("{} [{}; env {}; default {}]", s.help, s.key,
+                                                 env_of(s), s.get(defaults)))
+                          ->type_name("VALUE"));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    throw ConfigError("command line", e.what());
+  }
+  if (help) {
+    inv.show_help = true;
+    inv.help_text = app.help();
+    return inv;
+  }
+  if (inv.show_version) return inv;
+  if (!config_file.empty()) {
+    std::FILE* f = std::fopen(config_file.c_str(), "rb");
+    if (!f) throw ConfigError("--config", fmt::format("cannot open '{}'", config_file));
+    std::string text;
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;)
+      text.append(buf, n);
+    std::fclose(f);
+    apply_toml(inv.config, text, config_file);
+    inv.config_file = config_file;
+  }
+  for (const Setting& s : settings())
+    if (const char* v = env(env_of(s).c_str())) set_or_throw(inv.config, s, v, env_of(s));
+  for (std::size_t i = 0; i < settings().size(); ++i)
+    if (options[i]->count() > 0)
+      set_or_throw(inv.config, settings()[i], values[i], flag_of(settings()[i]));
+  validate(inv.config);
+  return inv;
+}
+
+}  // namespace bufpool::server

@@ -1,0 +1,98 @@
+// bufpool-server's configuration: defaults, then the TOML file, then BUFPOOL_* environment
+// variables, then command-line flags, each overriding the one before.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace bufpool::server {
+
+/// A listening address. An empty setting disables the listener.
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 0;  // 0: the kernel picks a free port
+  bool enabled = false;
+  std::string to_string() const;
+};
+
+struct Config {
+  // [server]
+  Endpoint http_listen{"127.0.0.1", 8080, true};
+  Endpoint rpc_listen{};  // interim: RPC not built yet
+  unsigned threads = 0;   // 0: one per core
+  std::string port_file;
+  std::chrono::milliseconds shutdown_timeout{5000};
+  // [limits]
+  std::size_t max_connections = 1024;
+  std::size_t max_header_size = 8 * 1024;
+  std::size_t max_object_size = 64u << 20;
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds read_timeout{10'000};
+  std::chrono::milliseconds alloc_timeout{2'000};
+  std::size_t pipeline_depth = 16;
+  // [pool]
+  std::size_t max_memory = std::size_t{1} << 30;
+  std::size_t chunk_size = 64u << 20;
+  std::size_t min_block = 4096;
+  std::size_t reserve = 0;
+  // [store]
+  std::size_t key_arena = 16u << 20;
+  std::size_t max_keys = 1'000'000;
+  // [log]
+  std::string log_level = "info";
+  bool access_log = false;
+
+  unsigned effective_threads() const;
+  /// "key = value" lines, in file order, for the start-up log and --check-config.
+  std::vector<std::string> describe() const;
+};
+
+/// A bad setting: `key` is its TOML name ("limits.max_object_size"), or a flag for command-line
+/// syntax errors. what() is one line that names the key.
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string key, const std::string& message);
+  const std::string& key() const noexcept { return key_; }
+
+ private:
+  std::string key_;
+};
+
+/// What the command line asked for besides the settings.
+struct Invocation {
+  Config config;
+  std::optional<std::string> config_file;
+  bool check_config = false;
+  bool show_version = false;
+  bool show_help = false;
+  std::string help_text;  // filled when show_help
+};
+
+/// Parses argv and the environment (`env` looks a name up; nullptr uses getenv), reads the
+/// --config file, and validates the result. Throws ConfigError.
+Invocation parse_invocation(int argc, const char* const* argv,
+                            const char* (*env)(const char*) = nullptr);
+
+/// Loads a TOML document into `config` (for tests). Throws ConfigError.
+void apply_toml(Config& config, const std::string& toml_text, const std::string& source);
+
+/// Checks the combination of settings. Throws ConfigError.
+void validate(const Config& config);
+
+/// "64MiB", "1GiB", "512KiB", "4096", "4096B", "10MB" (decimal units too) -> bytes.
+std::optional<std::size_t> parse_size(std::string_view text);
+/// "250ms", "5s", "2m", "1h", "100us" -> milliseconds (sub-millisecond rounds up to 1 ms).
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+/// "127.0.0.1:8080", "[::1]:0", "0.0.0.0:9090"; "" -> disabled.
+std::optional<Endpoint> parse_endpoint(std::string_view text);
+std::string format_size(std::size_t bytes);
+std::string format_duration(std::chrono::milliseconds d);
+
+inline constexpr const char* version_string = "0.1.0";
+
+}  // namespace bufpool::server

@@ -1,0 +1,520 @@
+// One HTTP/1.1 connection: Beast parses each request header; bodies go from the socket straight
+// into pool buffers, and responses are a hand-built header gathered with a body that points into
+// pool memory, in one write. See docs/architecture.md for the path of a PUT and a GET.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <cstring>
+#include <memory>
+
+#include "json.hpp"
+#include "server.hpp"
+
+namespace bufpool::server {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::as_tuple;
+using asio::use_awaitable;
+using error_code = boost::system::error_code;
+
+constexpr std::size_t read_chunk = 16 * 1024;
+constexpr std::size_t write_chunk = 4u << 20;
+// An error answered before its request body was read: keep reading (and dropping) at most this
+// much for at most this long after the response, so that the client sees the response and not a
+// reset.
+constexpr std::size_t linger_bytes = 1u << 20;
+constexpr auto linger_time = std::chrono::milliseconds(1000);
+
+const char* reason(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Content Too Large";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    case 507:
+      return "Insufficient Storage";
+    default:
+      return "Unknown";
+  }
+}
+
+struct RequestDeleter {
+  void operator()(RequestContext* r) const noexcept {
+    r->~RequestContext();
+    NodePool::free(r);  // the node knows its pool
+  }
+};
+using RequestPtr = std::unique_ptr<RequestContext, RequestDeleter>;
+
+class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
+ public:
+  HttpConnection(Server& server, tcp::socket socket)
+      : server_(server),
+        config_(server.config()),
+        socket_(std::move(socket)),
+        watchdog_(socket_.get_executor()),
+        buffer_(config_.max_header_size + read_chunk) {}
+
+  void start() {
+    error_code ec;
+    socket_.set_option(tcp::no_delay(true), ec);  // responses are one gathered write: no Nagle
+    const auto peer = socket_.remote_endpoint(ec);
+    std::weak_ptr<HttpConnection> weak = shared_from_this();
+    auto executor = socket_.get_executor();
+    info_ = server_.connections().add(
+        ec ? std::string("?") : fmt::format("{}:{}", peer.address().to_string(), peer.port()),
+        "http", [weak, executor](bool force) {
+          asio::post(executor, [weak, force] {
+            if (auto self = weak.lock()) self->request_close(force);
+          });
+        });
+    if (!info_) {  // even the headroom is full: refuse
+      server_.counters().add(server_.counters().connections_rejected);
+      close_now();
+      return;
+    }
+    server_.session_started();
+    asio::co_spawn(executor, watch(shared_from_this()), asio::detached);
+    asio::co_spawn(executor, run(shared_from_this()), asio::detached);
+  }
+
+ private:
+  // --- deadlines ----------------------------------------------------------------------------
+  // One timer per connection. The session moves `deadline_`; the watchdog closes the socket once
+  // it passes, which completes whatever read or write is pending with an error.
+  void arm(std::chrono::milliseconds d) {
+    deadline_ = Clock::now() + d;
+    if (deadline_ < watchdog_.expiry()) watchdog_.cancel();  // wake it to wait on the new one
+  }
+  void disarm() { deadline_ = Clock::time_point::max(); }
+
+  static asio::awaitable<void> watch(std::shared_ptr<HttpConnection> self) {
+    while (self->socket_.is_open()) {
+      self->watchdog_.expires_at(self->deadline_);
+      co_await self->watchdog_.async_wait(as_tuple(use_awaitable));
+      if (self->socket_.is_open() && self->deadline_ <= Clock::now()) {
+        self->timed_out_ = true;
+        self->close_now();
+      }
+    }
+  }
+
+  void close_now() {
+    error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    watchdog_.cancel();
+  }
+  void request_close(bool force) {
+    if (force || between_requests_) {
+      close_now();
+    } else {
+      close_after_response_ = true;
+    }
+  }
+
+  // --- the connection -----------------------------------------------------------------------
+  static asio::awaitable<void> run(std::shared_ptr<HttpConnection> self) {
+    try {
+      co_await self->serve();
+    } catch (const std::exception& e) {
+      spdlog::error("http connection {}: {}", self->info_->id, e.what());
+    }
+    self->close_now();
+    self->server_.connections().remove(self->info_);
+    self->server_.session_finished();
+  }
+
+  asio::awaitable<void> serve() {
+    for (;;) {
+      if (server_.draining() || close_after_response_) co_return;
+      http::request_parser<http::empty_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(config_.max_header_size));
+      parser.body_limit(boost::none);  // the handlers check Content-Length themselves
+      between_requests_ = buffer_.size() == 0;
+      info_->busy.store(!between_requests_, std::memory_order_relaxed);
+      error_code ec;
+      while (!ec && !parser.is_header_done()) {
+        if (buffer_.size() > 0) {
+          buffer_.consume(parser.put(buffer_.data(), ec));
+          if (ec == http::error::need_more) ec = {};
+          if (ec || parser.is_header_done()) break;
+        }
+        const std::size_t room = buffer_.max_size() - buffer_.size();
+        if (room == 0) {
+          ec = http::error::header_limit;
+          break;
+        }
+        arm(between_requests_ ? config_.idle_timeout : config_.read_timeout);
+        auto [rec, n] = co_await socket_.async_read_some(
+            buffer_.prepare(std::min(room, read_chunk)), as_tuple(use_awaitable));
+        if (rec) {
+          if (!between_requests_) note_broken_request(rec);
+          co_return;  // EOF between requests is the normal end of a keep-alive connection
+        }
+        buffer_.commit(n);
+        received(n);
+        if (between_requests_) {
+          between_requests_ = false;
+          info_->busy.store(true, std::memory_order_relaxed);
+        }
+      }
+      disarm();
+      if (ec) {
+        const int status = ec == http::error::header_limit ? 431 : 400;
+        keep_alive_ = false;
+        request_ = nullptr;
+        co_await send_error(status,
+                            ec == http::error::header_limit ? "header_too_large" : "bad_request",
+                            ec.message());
+        auto& c = server_.counters();
+        c.add(c.http_requests);
+        c.add(c.http_by_class[4]);
+        co_await linger();  // the rest of that header may still be on its way
+        co_return;
+      }
+      const bool keep = co_await handle(parser);
+      if (!keep) co_return;
+    }
+  }
+
+  void note_broken_request(const error_code& ec) {
+    if (timed_out_) {
+      server_.counters().add(server_.counters().read_timeouts);
+      spdlog::warn("http connection {}: read timeout ({}), closed", info_->id,
+                   format_duration(config_.read_timeout));
+    } else {
+      spdlog::debug("http connection {}: {}", info_->id, ec.message());
+    }
+  }
+  void received(std::size_t n) {
+    info_->bytes_in.fetch_add(n, std::memory_order_relaxed);
+    server_.counters().add(server_.counters().bytes_in, n);
+    info_->touch();
+  }
+
+  // --- requests ------------------------------------------------------------------------------
+  // Returns false when the connection must close after this request.
+  asio::awaitable<bool> handle(http::request_parser<http::empty_body>& parser) {
+    auto& req = parser.get();
+    RequestPtr rc(new (server_.request_nodes().allocate()) RequestContext{});
+    rc->start_ns = now_ns();
+    rc->connection_id = info_->id;
+    request_ = rc.get();
+    keep_alive_ = req.keep_alive();
+    const auto length = parser.content_length();
+    const bool chunked = parser.chunked();
+    has_body_ = chunked || (length && *length > 0);
+    body_read_ = !has_body_;
+    const std::string_view target(req.target().data(), req.target().size());
+    const auto q = target.find('?');
+    const std::string_view path = target.substr(0, q);
+    const std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
+    const auto method = req.method();
+    expect_continue_ = beast::iequals(req[http::field::expect], "100-continue");
+
+    constexpr std::string_view buffers_prefix = "/v1/buffers/";
+    if (path.starts_with(buffers_prefix)) {
+      const std::string_view key = path.substr(buffers_prefix.size());
+      if (!valid_key(key)) {
+        co_await send_error(400, "bad_key", "keys are 1 to 250 bytes of [A-Za-z0-9._~-]");
+      } else if (method == http::verb::put) {
+        co_await put(key, length, chunked);
+      } else if (method == http::verb::get || method == http::verb::head) {
+        co_await get(key, method == http::verb::head);
+      } else if (method == http::verb::delete_) {
+        if (server_.store().erase(key)) {
+          co_await send(204, "", {}, {}, false);
+        } else {
+          co_await send_error(404, "not_found", "no such key");
+        }
+      } else {
+        co_await send_error(405, "method_not_allowed", "use GET, HEAD, PUT or DELETE",
+                            "Allow: GET, HEAD, PUT, DELETE\r\n");
+      }
+    } else if (path == "/v1/echo") {
+      if (method == http::verb::post) {
+        co_await echo(length, chunked);
+      } else {
+        co_await send_error(405, "method_not_allowed", "use POST", "Allow: POST\r\n");
+      }
+    } else if (path == "/v1/stats" || path == "/metrics" || path == "/healthz" ||
+               path == "/v1/connections") {
+      if (method != http::verb::get && method != http::verb::head) {
+        co_await send_error(405, "method_not_allowed", "use GET", "Allow: GET, HEAD\r\n");
+      } else if (path == "/v1/stats") {
+        co_await send_text(200, "application/json", server_.stats_json(),
+                           method == http::verb::head);
+      } else if (path == "/metrics") {
+        co_await send_text(200, "text/plain; version=0.0.4; charset=utf-8", server_.metrics_text(),
+                           method == http::verb::head);
+      } else if (path == "/healthz") {
+        if (server_.draining()) {
+          co_await send_text(503, "text/plain", "draining\n", method == http::verb::head);
+        } else {
+          co_await send_text(200, "text/plain", "ok\n", method == http::verb::head);
+        }
+      } else {
+        std::string_view sort = "idle";
+        if (query.starts_with("sort="))
+          sort = query.substr(5);
+        else if (!query.empty())
+          sort = "";
+        if (sort == "idle" || sort == "bytes" || sort == "age") {
+          const auto order = sort == "idle"    ? ConnectionTable::Order::idle
+                             : sort == "bytes" ? ConnectionTable::Order::bytes
+                                               : ConnectionTable::Order::age;
+          co_await send_text(200, "application/json", server_.connections_json(order),
+                             method == http::verb::head);
+        } else {
+          co_await send_error(400, "bad_sort", "sort is idle, bytes or age");
+        }
+      }
+    } else {
+      co_await send_error(404, "not_found", "no such resource");
+    }
+
+    auto& c = server_.counters();
+    c.add(c.http_requests);
+    c.add(c.http_by_class[static_cast<std::size_t>(std::clamp(rc->status / 100, 0, 5))]);
+    info_->requests.fetch_add(1, std::memory_order_relaxed);
+    if (config_.access_log) {
+      spdlog::info("access conn={} {} {} {} in={} out={} {}us", info_->id,
+                   std::string_view(req.method_string().data(), req.method_string().size()), target,
+                   rc->status, rc->bytes_in, rc->bytes_out, (now_ns() - rc->start_ns) / 1000);
+    }
+    request_ = nullptr;
+    if (!body_read_) {  // answered without reading the body: it cannot be framed, so close
+      co_await linger();
+      co_return false;
+    }
+    co_return keep_alive_ && !close_after_response_ && !server_.draining() && socket_.is_open();
+  }
+
+  // Reads a Content-Length body into a new pool buffer. On failure the response has been sent
+  // (or the connection is gone) and the result is empty with ok == false.
+  struct Body {
+    bool ok = false;
+    Buffer buffer;
+  };
+  asio::awaitable<Body> read_body(const boost::optional<std::uint64_t>& length, bool chunked) {
+    if (chunked || !length) {
+      co_await send_error(411, "length_required", "a Content-Length body is required");
+      co_return Body{};
+    }
+    const std::uint64_t len = *length;
+    if (len > config_.max_object_size) {
+      co_await send_error(413, "too_large",
+                          fmt::format("the limit is {} bytes", config_.max_object_size));
+      co_return Body{};
+    }
+    Body body;
+    if (len > 0) {
+      disarm();  // the wait has its own limit; meanwhile TCP pushes back on the client
+      auto [ec, buffer] = co_await server_.pool().async_allocate_for(
+          static_cast<std::size_t>(len), config_.alloc_timeout, as_tuple(use_awaitable));
+      if (ec) {
+        if (ec == make_error_code(errc::timed_out)) {
+          server_.counters().add(server_.counters().alloc_timeouts);
+          co_await send_error(503, "no_memory", "no pool memory within the alloc timeout",
+                              "Retry-After: 1\r\n");
+        } else if (ec == make_error_code(errc::too_large)) {
+          co_await send_error(413, "too_large", ec.message());
+        } else {
+          co_await send_error(503, "unavailable", ec.message(), "Retry-After: 1\r\n");
+        }
+        co_return Body{};
+      }
+      body.buffer = std::move(buffer);
+    }
+    if (expect_continue_) {
+      static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+      arm(config_.read_timeout);
+      auto [ec, n] =
+          co_await asio::async_write(socket_, asio::buffer(cont), as_tuple(use_awaitable));
+      if (ec) co_return Body{};
+    }
+    // Bytes that came in with the header read are copied (the one copy); the rest is read from
+    // the socket straight into the pool buffer.
+    std::byte* dst = body.buffer.data();
+    std::size_t have = std::min<std::size_t>(buffer_.size(), static_cast<std::size_t>(len));
+    if (have > 0) {
+      std::memcpy(dst, buffer_.data().data(), have);
+      buffer_.consume(have);
+    }
+    while (have < len) {
+      arm(config_.read_timeout);
+      auto [ec, n] = co_await socket_.async_read_some(
+          asio::buffer(dst + have, static_cast<std::size_t>(len) - have), as_tuple(use_awaitable));
+      if (ec) {
+        // The body stopped short: nothing is stored, and the buffer goes back to the pool.
+        server_.counters().add(server_.counters().incomplete_bodies);
+        note_broken_request(ec);
+        body_read_ = true;  // nothing left to frame: the connection is finished anyway
+        keep_alive_ = false;
+        co_return Body{};
+      }
+      have += n;
+      received(n);
+    }
+    disarm();
+    body_read_ = true;
+    request_->bytes_in = len;
+    body.ok = true;
+    co_return body;
+  }
+
+  asio::awaitable<void> put(std::string_view key, const boost::optional<std::uint64_t>& length,
+                            bool chunked) {
+    Body body = co_await read_body(length, chunked);
+    if (!body.ok) co_return;
+    switch (server_.store().put(key, SharedBuffer(std::move(body.buffer)))) {
+      case BufferStore::PutResult::created:
+        co_await send(201, "", {}, {}, false);
+        break;
+      case BufferStore::PutResult::replaced:
+        co_await send(204, "", {}, {}, false);
+        break;
+      case BufferStore::PutResult::no_room:
+        co_await send_error(507, "key_space_full", "the key arena or max_keys is full");
+        break;
+    }
+  }
+
+  asio::awaitable<void> get(std::string_view key, bool head) {
+    std::optional<SharedBuffer> value = server_.store().get(key);
+    if (!value) {
+      co_await send_error(404, "not_found", "no such key");
+      co_return;
+    }
+    // `value` holds a reference: the bytes stay alive for the whole write, whatever happens to
+    // the key meanwhile.
+    co_await send(200, "Content-Type: application/octet-stream\r\n",
+                  asio::const_buffer(value->data(), value->size()), value->size(), head);
+  }
+
+  asio::awaitable<void> echo(const boost::optional<std::uint64_t>& length, bool chunked) {
+    Body body = co_await read_body(length, chunked);
+    if (!body.ok) co_return;
+    co_await send(200, "Content-Type: application/octet-stream\r\n",
+                  asio::const_buffer(body.buffer.data(), body.buffer.size()), body.buffer.size(),
+                  false);
+  }
+
+  // --- responses -------------------------------------------------------------------------------
+  asio::awaitable<void> send_error(int status, std::string_view code, std::string_view message,
+                                   std::string_view extra = {}) {
+    std::string body =
+        fmt::format("{{\"error\": \"{}\", \"code\": \"{}\"}}\n", json_escape(message), code);
+    if (!body_read_) keep_alive_ = false;
+    co_await send_text(status, "application/json", std::move(body), false, extra);
+  }
+
+  asio::awaitable<void> send_text(int status, std::string_view type, std::string text, bool head,
+                                  std::string_view extra = {}) {
+    const std::string headers = fmt::format("Content-Type: {}\r\n{}", type, extra);
+    co_await send(status, headers, asio::buffer(text), text.size(), head);
+  }
+
+  // Writes the status line and headers, then `body` (unless `head`), gathered in one write.
+  asio::awaitable<void> send(int status, std::string_view headers, asio::const_buffer body,
+                             std::size_t content_length, bool head) {
+    if (request_) request_->status = status;
+    const bool closing = !keep_alive_ || close_after_response_ || server_.draining();
+    head_ = fmt::format(
+        "HTTP/1.1 {} {}\r\nServer: bufpool\r\n{}{}{}\r\n", status, reason(status), headers,
+        status == 204 ? std::string() : fmt::format("Content-Length: {}\r\n", content_length),
+        closing ? "Connection: close\r\n" : "");
+    if (closing) keep_alive_ = false;
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
+                                                    head ? asio::const_buffer() : body};
+    auto progress = [this](const error_code& ec, std::size_t) -> std::size_t {
+      arm(config_.read_timeout);  // a client that stops reading is cut off like a slow writer
+      return ec ? 0 : write_chunk;
+    };
+    auto [ec, n] = co_await asio::async_write(socket_, buffers, progress, as_tuple(use_awaitable));
+    disarm();
+    if (request_) request_->bytes_out = n;
+    info_->bytes_out.fetch_add(n, std::memory_order_relaxed);
+    server_.counters().add(server_.counters().bytes_out, n);
+    info_->touch();
+    if (ec) keep_alive_ = false;
+  }
+
+  // After an error answered before its body: stop sending, read and drop what the client is
+  // still sending (bounded), then close. Closing at once would reset the connection and could
+  // destroy the response before the client reads it.
+  asio::awaitable<void> linger() {
+    error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    std::array<char, 16 * 1024> sink;
+    std::size_t dropped = 0;
+    arm(linger_time);
+    while (dropped < linger_bytes && socket_.is_open()) {
+      auto [rec, n] = co_await socket_.async_read_some(asio::buffer(sink), as_tuple(use_awaitable));
+      if (rec) break;
+      dropped += n;
+    }
+    disarm();
+  }
+
+  Server& server_;
+  const Config& config_;
+  tcp::socket socket_;
+  asio::steady_timer watchdog_;
+  beast::flat_buffer buffer_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  ConnectionInfo* info_ = nullptr;
+  RequestContext* request_ = nullptr;
+  std::string head_;
+  bool between_requests_ = true;
+  bool close_after_response_ = false;
+  bool timed_out_ = false;
+  bool keep_alive_ = true;
+  bool has_body_ = false;
+  bool body_read_ = true;
+  bool expect_continue_ = false;
+};
+
+}  // namespace
+
+void start_http_session(Server& server, tcp::socket socket) {
+  std::make_shared<HttpConnection>(server, std::move(socket))->start();
+}
+
+}  // namespace bufpool::server

@@ -1,0 +1,208 @@
+#include "server.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cstdio>
+#include <filesystem>
+
+namespace bufpool::server {
+
+namespace {
+
+BuddyPoolOptions pool_options(const Config& c) {
+  BuddyPoolOptions o;
+  o.chunk_size = c.chunk_size;
+  o.min_block = c.min_block;
+  o.fanout = 4;
+  o.max_memory = c.max_memory;
+  o.reserve = c.reserve;
+  return o;
+}
+
+tcp::endpoint resolve(const Endpoint& e) {
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(e.host, ec);
+  if (ec) {
+    // A name such as localhost: resolve it once, at start.
+    asio::io_context io;
+    tcp::resolver r(io);
+    auto results = r.resolve(e.host, std::to_string(e.port), ec);
+    if (ec || results.empty())
+      throw std::system_error(ec, fmt::format("cannot resolve '{}'", e.host));
+    return *results.begin();
+  }
+  return {address, e.port};
+}
+
+std::unique_ptr<tcp::acceptor> listen(asio::io_context& io, const Endpoint& e) {
+  auto a = std::make_unique<tcp::acceptor>(io);
+  const tcp::endpoint ep = resolve(e);
+  a->open(ep.protocol());
+  a->set_option(asio::socket_base::reuse_address(true));
+  boost::system::error_code ec;
+  a->bind(ep, ec);
+  if (ec) throw std::system_error(ec, fmt::format("cannot listen on {}", e.to_string()));
+  a->listen(asio::socket_base::max_listen_connections);
+  return a;
+}
+
+}  // namespace
+
+Server::Server(Config config)
+    : config_(std::move(config)),
+      pool_(pool_options(config_)),
+      store_(config_.key_arena, config_.max_keys),
+      request_nodes_(NodePoolOptions{.node_size = sizeof(RequestContext),
+                                     .node_align = alignof(RequestContext)}),
+      connections_(config_.max_connections) {}
+
+Server::~Server() {
+  request_stop();
+  wait();
+}
+
+void Server::start() {
+  started_ns_ = now_ns();
+  const unsigned n = config_.effective_threads();
+  for (unsigned i = 0; i < n; ++i) {
+    contexts_.push_back(std::make_unique<asio::io_context>(1));
+    work_.push_back(asio::make_work_guard(*contexts_.back()));
+  }
+  asio::io_context& main = *contexts_.front();
+  if (config_.http_listen.enabled) {
+    http_acceptor_ = listen(main, config_.http_listen);
+    http_port_ = http_acceptor_->local_endpoint().port();
+  }
+  if (config_.rpc_listen.enabled) {
+    rpc_acceptor_ = listen(main, config_.rpc_listen);
+    rpc_port_ = rpc_acceptor_->local_endpoint().port();
+  }
+  signals_ = std::make_unique<asio::signal_set>(main, SIGINT, SIGTERM);
+  signals_->async_wait([this](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    spdlog::info("signal {}: shutting down (in-flight requests have {})", signo,
+                 format_duration(config_.shutdown_timeout));
+    begin_shutdown();
+  });
+  shutdown_timer_ = std::make_unique<asio::steady_timer>(main);
+  if (http_acceptor_) accept_loop(*http_acceptor_, true);
+  if (rpc_acceptor_) accept_loop(*rpc_acceptor_, false);
+  for (unsigned i = 0; i < n; ++i)
+    threads_.emplace_back([this, i] { contexts_[i]->run(); });
+  if (http_acceptor_)
+    spdlog::info("listening for HTTP on {}",
+                 Endpoint{config_.http_listen.host, http_port_, true}.to_string());
+  if (rpc_acceptor_)
+    spdlog::info("listening for RPC on {}",
+                 Endpoint{config_.rpc_listen.host, rpc_port_, true}.to_string());
+  write_port_file();
+}
+
+void Server::write_port_file() {
+  if (config_.port_file.empty()) return;
+  const std::string tmp = config_.port_file + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) throw std::system_error(errno, std::generic_category(), "cannot write " + tmp);
+  std::fprintf(f, "{\"http\": %u, \"rpc\": %u}\n", unsigned{http_port_}, unsigned{rpc_port_});
+  std::fclose(f);
+  std::filesystem::rename(tmp, config_.port_file);  // readers never see half a file
+}
+
+void Server::accept_loop(tcp::acceptor& acceptor, bool http) {
+  auto loop = [this, &acceptor, http]() -> asio::awaitable<void> {
+    for (;;) {
+      asio::io_context& target =
+          *contexts_[next_context_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()];
+      auto [ec, socket] =
+          co_await acceptor.async_accept(target, asio::as_tuple(asio::use_awaitable));
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      if (ec) {
+        // EMFILE and friends: log, breathe, and go on accepting.
+        spdlog::warn("accept failed: {}", ec.message());
+        asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(50));
+        co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+        continue;
+      }
+      if (draining()) continue;  // the socket closes as it goes out of scope
+      counters_.add(counters_.connections_accepted);
+      if (http) {
+        start_http_session(*this, std::move(socket));
+      } else {
+        (void)socket;  // the RPC front end is not in this build yet; validate() refuses rpc_listen
+      }
+    }
+  };
+  asio::co_spawn(acceptor.get_executor(), loop, [](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::critical("accept loop failed: {}", ex.what());
+      }
+    }
+  });
+}
+
+void Server::request_stop() {
+  if (contexts_.empty()) return;
+  asio::post(*contexts_.front(), [this] { begin_shutdown(); });
+}
+
+void Server::begin_shutdown() {
+  if (stop_requested_.exchange(true)) return;
+  draining_.store(true, std::memory_order_release);
+  boost::system::error_code ec;
+  if (http_acceptor_) http_acceptor_->close(ec);
+  if (rpc_acceptor_) rpc_acceptor_->close(ec);
+  // Idle connections close now; busy ones after their current response.
+  connections_.close_all(false);
+  shutdown_timer_->expires_after(config_.shutdown_timeout);
+  shutdown_timer_->async_wait([this](const boost::system::error_code& e) {
+    if (e) return;
+    spdlog::warn("shutdown timeout: closing {} connection(s) still open", connections_.size());
+    connections_.close_all(true);
+  });
+  session_finished_check();
+}
+
+void Server::session_started() noexcept {
+  std::lock_guard lock(sessions_mutex_);
+  ++sessions_;
+}
+
+void Server::session_finished() noexcept {
+  {
+    std::lock_guard lock(sessions_mutex_);
+    --sessions_;
+  }
+  if (draining()) asio::post(*contexts_.front(), [this] { session_finished_check(); });
+}
+
+void Server::session_finished_check() {
+  {
+    std::lock_guard lock(sessions_mutex_);
+    if (sessions_ != 0 || stopped_) return;
+    stopped_ = true;
+  }
+  // Everything has finished: let the I/O threads run out of work.
+  shutdown_timer_->cancel();
+  boost::system::error_code ec;
+  signals_->cancel(ec);
+  for (auto& w : work_)
+    w.reset();
+  spdlog::info("stopped");
+}
+
+void Server::wait() {
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+}  // namespace bufpool::server
