@@ -338,8 +338,6 @@ void apply_toml(Config& config, const std::string& toml_text, const std::string&
 }
 
 void validate(const Config& c) {
-  if (c.rpc_listen.enabled)  // interim: the RPC front end (docs/protocol.md) is being written
-    throw ConfigError("server.rpc_listen", "the RPC front end is not in this build yet: use \"\"");
   if (!c.http_listen.enabled && !c.rpc_listen.enabled)
     throw ConfigError("server.http_listen", "both listeners are disabled");
   if (!std::has_single_bit(c.chunk_size) || c.chunk_size < 4096 || c.chunk_size > (1ull << 31))

@@ -23,8 +23,8 @@ struct Endpoint {
 struct Config {
   // [server]
   Endpoint http_listen{"127.0.0.1", 8080, true};
-  Endpoint rpc_listen{};  // interim: RPC not built yet
-  unsigned threads = 0;   // 0: one per core
+  Endpoint rpc_listen{"127.0.0.1", 9090, true};
+  unsigned threads = 0;  // 0: one per core
   std::string port_file;
   std::chrono::milliseconds shutdown_timeout{5000};
   // [limits]

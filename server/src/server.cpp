@@ -60,7 +60,8 @@ Server::Server(Config config)
       store_(config_.key_arena, config_.max_keys),
       request_nodes_(NodePoolOptions{.node_size = sizeof(RequestContext),
                                      .node_align = alignof(RequestContext)}),
-      connections_(config_.max_connections) {}
+      connections_(config_.max_connections),
+      rpc_service_(make_store_service(*this)) {}
 
 Server::~Server() {
   request_stop();
@@ -134,7 +135,7 @@ void Server::accept_loop(tcp::acceptor& acceptor, bool http) {
       if (http) {
         start_http_session(*this, std::move(socket));
       } else {
-        (void)socket;  // the RPC front end is not in this build yet; validate() refuses rpc_listen
+        start_rpc_session(*this, std::move(socket));
       }
     }
   };

@@ -4,6 +4,7 @@
 
 #include <bufpool/buddy_pool.hpp>
 #include <bufpool/node_pool.hpp>
+#include <bufpool/rpc/service.hpp>
 
 #include <array>
 #include <atomic>
@@ -80,6 +81,7 @@ class Server {
   ConnectionTable& connections() noexcept { return connections_; }
   ServerCounters& counters() noexcept { return counters_; }
   NodePool& request_nodes() noexcept { return request_nodes_; }
+  const rpc::Service& rpc_service() const noexcept { return rpc_service_; }
   bool draining() const noexcept { return draining_.load(std::memory_order_acquire); }
   std::string stats_json();
   std::string metrics_text();
@@ -101,6 +103,7 @@ class Server {
   NodePool request_nodes_;
   ConnectionTable connections_;
   ServerCounters counters_;
+  rpc::Service rpc_service_;
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
@@ -120,5 +123,9 @@ class Server {
 
 /// Runs one HTTP connection to its end (http_session.cpp).
 void start_http_session(Server& server, tcp::socket socket);
+/// Runs one RPC connection to its end (rpc_session.cpp).
+void start_rpc_session(Server& server, tcp::socket socket);
+/// The buffer store as a bufpool::rpc service.
+rpc::Service make_store_service(Server& server);
 
 }  // namespace bufpool::server

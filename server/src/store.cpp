@@ -5,14 +5,6 @@
 
 namespace bufpool::server {
 
-bool valid_key(std::string_view key) noexcept {
-  if (key.empty() || key.size() > max_key_size) return false;
-  return std::all_of(key.begin(), key.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '~' || c == '-';
-  });
-}
-
 BufferStore::BufferStore(std::size_t key_arena_bytes, std::size_t max_keys)
     : arena_(key_arena_bytes),
       key_space_(static_cast<std::uint32_t>(key_arena_bytes), max_keys),

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <bufpool/offset_allocator.hpp>
+#include <bufpool/rpc/frame.hpp>
 #include <bufpool/shared_buffer.hpp>
 
 #include <cstddef>
@@ -14,9 +15,8 @@
 
 namespace bufpool::server {
 
-/// Keys are 1 to 250 bytes of [A-Za-z0-9._~-].
-bool valid_key(std::string_view key) noexcept;
-inline constexpr std::size_t max_key_size = 250;
+/// Keys are 1 to 250 bytes of [A-Za-z0-9._~-]: the RPC protocol's rule, for both front ends.
+using rpc::valid_key;
 
 /// Maps keys to pool buffers. Values are SharedBuffers: a reader's copy keeps the bytes alive
 /// after the key is replaced or erased. Key bytes live in one arena whose space an

@@ -1,0 +1,111 @@
+// bufpool::Client: an asynchronous (coroutine) client for the bufpool RPC protocol.
+#pragma once
+
+#include <bufpool/buddy_pool.hpp>
+#include <bufpool/buffer.hpp>
+#include <bufpool/rpc/frame.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+namespace bufpool {
+
+namespace rpc {
+/// RPC statuses as error codes (category "bufpool.rpc"), for the client's exceptions.
+const std::error_category& status_category() noexcept;
+inline std::error_code make_error_code(Status s) noexcept {
+  return {static_cast<int>(s), status_category()};
+}
+}  // namespace rpc
+
+struct ClientOptions {
+  /// A call that gets no reply within this long fails with errc::timed_out (its late reply is
+  /// dropped when it comes).
+  std::chrono::milliseconds request_timeout{10'000};
+  std::chrono::milliseconds connect_timeout{5'000};
+  /// Where GET and ECHO replies are read into; nullptr: a pool of the client's own.
+  BuddyPool* pool = nullptr;
+  /// How long a reply waits for memory in that pool before its call fails with out_of_memory.
+  std::chrono::milliseconds alloc_timeout{2'000};
+};
+
+/// One connection to a bufpool server. Calls may be pipelined: start many (from coroutines on
+/// the client's executor) and each completes when its reply, matched by request id, arrives, in
+/// any order. Reply payloads are read from the socket straight into pool buffers.
+///
+/// Errors throw std::system_error: an rpc::Status code (NOT_FOUND is not an error for get()
+/// and erase()), errc::timed_out, errc::closed when the connection is gone, or an Asio error.
+/// Not thread-safe: use it from one executor (a strand when that executor has many threads).
+/// A call's payload is the caller's memory and must stay valid until the call completes.
+/// The connection runs until close() or until the server closes it; call close() when done.
+class Client : public std::enable_shared_from_this<Client> {
+ public:
+  static boost::asio::awaitable<std::shared_ptr<Client>> connect(
+      boost::asio::any_io_executor executor, std::string host, std::uint16_t port,
+      ClientOptions options = {});
+  ~Client();
+
+  struct Reply {
+    rpc::Status status = rpc::Status::ok;
+    std::uint8_t flags = 0;
+    Buffer payload;               // empty for a 0-byte payload
+    std::string message() const;  // an error reply's text
+  };
+  /// One request; completes with its reply whatever the status. Throws only for transport
+  /// errors and timeouts.
+  boost::asio::awaitable<Reply> call(rpc::Opcode op, std::string_view key,
+                                     boost::asio::const_buffer payload = {});
+
+  boost::asio::awaitable<void> ping();
+  /// Stores `value`; true if the key was new.
+  boost::asio::awaitable<bool> put(std::string_view key, boost::asio::const_buffer value);
+  boost::asio::awaitable<std::optional<Buffer>> get(std::string_view key);
+  /// true if the key existed.
+  boost::asio::awaitable<bool> erase(std::string_view key);
+  boost::asio::awaitable<Buffer> echo(boost::asio::const_buffer payload);
+  boost::asio::awaitable<std::string> stats();
+
+  /// Closes the connection; calls in flight fail with errc::closed.
+  void close();
+  bool is_open() const noexcept { return socket_.is_open(); }
+  std::size_t in_flight() const noexcept { return pending_.size(); }
+
+ private:
+  struct Pending;
+  struct Frame;
+  Client(boost::asio::ip::tcp::socket socket, ClientOptions options);
+  boost::asio::awaitable<void> read_loop();
+  boost::asio::awaitable<void> write_loop();
+  boost::asio::awaitable<bool> fill(std::size_t n);
+  void fail_all(std::error_code ec);
+
+  boost::asio::ip::tcp::socket socket_;
+  ClientOptions options_;
+  std::unique_ptr<BuddyPool> own_pool_;
+  BuddyPool* pool_;
+  std::uint64_t next_id_ = 1;
+  std::unordered_map<std::uint64_t, Pending*> pending_;
+  std::deque<std::unique_ptr<Frame>> outgoing_;
+  boost::asio::steady_timer wake_writer_;
+  boost::asio::steady_timer write_done_;  // cancelled after each write
+  bool writing_ = false;
+  std::uint64_t batch_first_ = 0, batch_last_ = 0;  // ids in the write in progress
+  std::vector<std::byte> in_;
+  std::size_t in_begin_ = 0, in_end_ = 0;
+  std::error_code closed_with_;
+};
+
+}  // namespace bufpool

@@ -1,0 +1,141 @@
+// Serving the bufpool RPC protocol (docs/protocol.md) on a TCP connection, with handlers that the
+// user registers per opcode.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "bufpool/buddy_pool.hpp"
+#include "bufpool/buffer.hpp"
+#include "bufpool/rpc/frame.hpp"
+#include "bufpool/shared_buffer.hpp"
+
+namespace bufpool::rpc {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+/// A request as the handler gets it: the payload is already in a pool buffer (read from the
+/// socket into it, not copied).
+struct Request {
+  std::uint8_t opcode = 0;
+  std::uint64_t id = 0;
+  std::string key;  // at most 250 bytes; validated as a key when the service says so
+  Buffer payload;   // empty for a 0-byte payload
+};
+
+/// A response: a status, flags, and a payload that is written straight from where it lives.
+struct Response {
+  Status status = Status::ok;
+  std::uint8_t flags = 0;  // flags::created, for example; flags::response is added
+  std::variant<std::monostate, Buffer, SharedBuffer, std::string> payload;
+
+  static Response error(Status s, std::string message) {
+    return Response{s, 0, std::move(message)};
+  }
+};
+
+using Handler = std::function<asio::awaitable<Response>(Request)>;
+
+/// The handlers of a service, by opcode. Register them before serving; read-only afterwards, so
+/// one Service may serve many connections on many threads.
+class Service {
+ public:
+  /// `needs_key`: the frame must carry a valid key (else BAD_REQUEST and the connection closes);
+  /// otherwise it must carry none.
+  void on(std::uint8_t opcode, bool needs_key, Handler handler);
+  void on(Opcode opcode, bool needs_key, Handler handler) {
+    on(static_cast<std::uint8_t>(opcode), needs_key, std::move(handler));
+  }
+  struct Entry {
+    Handler handler;
+    bool needs_key = false;
+  };
+  const Entry* find(std::uint8_t opcode) const noexcept {
+    return entries_[opcode].handler ? &entries_[opcode] : nullptr;
+  }
+
+ private:
+  std::array<Entry, 256> entries_;
+};
+
+struct ConnectionOptions {
+  std::uint64_t max_payload = 64u << 20;           // TOO_LARGE above, then close
+  std::chrono::milliseconds idle_timeout{60'000};  // no request for this long: close
+  std::chrono::milliseconds read_timeout{10'000};  // a read or write without progress
+  std::chrono::milliseconds alloc_timeout{2'000};  // then UNAVAILABLE for that request
+  std::size_t pipeline_depth = 16;                 // requests read ahead of responses
+};
+
+/// Optional observer of a connection, for a server's tables and counters. Called on the
+/// connection's executor.
+class ConnectionObserver {
+ public:
+  virtual ~ConnectionObserver() = default;
+  virtual void bytes_in(std::size_t) {}
+  virtual void bytes_out(std::size_t) {}
+  virtual void request_done(std::uint8_t /*opcode*/, Status) {}
+  /// true while requests are in flight or being read, false when idle between requests.
+  virtual void busy(bool) {}
+  virtual void read_timed_out() {}
+};
+
+/// One connection: reads frames, reads each payload into a pool buffer (waiting for memory up to
+/// alloc_timeout), runs the handlers concurrently (up to pipeline_depth), and writes each
+/// response as header + payload in one gathered write, in completion order. Malformed frames get
+/// an error response, then the connection closes after the responses already owed. Single
+/// executor: create it, run() it and close() it on the socket's executor.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, const Service& service, BuddyPool& pool, ConnectionOptions options,
+             std::shared_ptr<ConnectionObserver> observer = {});
+  ~Connection();
+
+  /// Serves until the peer closes, an error, a timeout, or close(). Never throws for I/O errors.
+  asio::awaitable<void> run();
+  /// Graceful (stop reading, finish what was read, then close) or forced (close at once).
+  void close(bool force);
+  tcp::socket& socket() noexcept { return socket_; }
+
+ private:
+  struct Outgoing;
+  asio::awaitable<void> read_loop();
+  asio::awaitable<void> write_loop();
+  asio::awaitable<void> watch();
+  asio::awaitable<void> handle(Request request, Handler const* handler);
+  asio::awaitable<bool> fill(std::size_t n, bool first);
+  asio::awaitable<bool> skip(std::uint64_t n);
+  void push(std::uint8_t opcode, std::uint64_t id, Response response);
+  void arm(std::chrono::milliseconds d);
+  void disarm();
+  void close_socket();
+
+  tcp::socket socket_;
+  const Service& service_;
+  BuddyPool& pool_;
+  ConnectionOptions options_;
+  std::shared_ptr<ConnectionObserver> observer_;
+  asio::steady_timer watchdog_;
+  asio::steady_timer wake_writer_;  // cancelled to wake the writer
+  asio::steady_timer wake_reader_;  // cancelled when a pipeline slot frees
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  std::vector<std::byte> in_;  // read buffer; [in_begin_, in_end_) holds unread bytes
+  std::size_t in_begin_ = 0, in_end_ = 0;
+  std::deque<std::unique_ptr<Outgoing>> queue_;
+  std::size_t in_flight_ = 0;  // requests read whose response is not yet queued
+  bool reading_done_ = false;
+  bool writer_done_ = false;
+  bool stop_reading_ = false;
+  bool timed_out_ = false;
+};
+
+}  // namespace bufpool::rpc

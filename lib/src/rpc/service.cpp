@@ -1,0 +1,306 @@
+#include "bufpool/rpc/service.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <cstring>
+
+namespace bufpool::rpc {
+
+using asio::as_tuple;
+using asio::use_awaitable;
+using Clock = std::chrono::steady_clock;
+using error_code = boost::system::error_code;
+
+namespace {
+constexpr std::size_t read_buffer_size = 64 * 1024;
+constexpr std::size_t write_chunk = 4u << 20;
+constexpr std::size_t max_batch = 64;  // responses gathered into one write
+}  // namespace
+
+void Service::on(std::uint8_t opcode, bool needs_key, Handler handler) {
+  entries_[opcode] = Entry{std::move(handler), needs_key};
+}
+
+// A response on its way out: its header bytes and its payload, kept alive until written.
+struct Connection::Outgoing {
+  HeaderBytes header;
+  Response response;
+  asio::const_buffer payload() const {
+    struct V {
+      asio::const_buffer operator()(std::monostate) const { return {}; }
+      asio::const_buffer operator()(const Buffer& b) const { return {b.data(), b.size()}; }
+      asio::const_buffer operator()(const SharedBuffer& b) const { return {b.data(), b.size()}; }
+      asio::const_buffer operator()(const std::string& s) const { return {s.data(), s.size()}; }
+    };
+    return std::visit(V{}, response.payload);
+  }
+};
+
+Connection::Connection(tcp::socket socket, const Service& service, BuddyPool& pool,
+                       ConnectionOptions options, std::shared_ptr<ConnectionObserver> observer)
+    : socket_(std::move(socket)),
+      service_(service),
+      pool_(pool),
+      options_(options),
+      observer_(observer ? std::move(observer) : std::make_shared<ConnectionObserver>()),
+      watchdog_(socket_.get_executor()),
+      wake_writer_(socket_.get_executor(), Clock::time_point::max()),
+      wake_reader_(socket_.get_executor(), Clock::time_point::max()),
+      in_(read_buffer_size) {
+  error_code ec;
+  socket_.set_option(tcp::no_delay(true), ec);  // a response is one gathered write: no Nagle
+}
+
+Connection::~Connection() = default;
+
+void Connection::arm(std::chrono::milliseconds d) {
+  deadline_ = Clock::now() + d;
+  if (deadline_ < watchdog_.expiry()) watchdog_.cancel();
+}
+void Connection::disarm() {
+  deadline_ = Clock::time_point::max();
+}
+
+void Connection::close_socket() {
+  error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  watchdog_.cancel();
+  wake_writer_.cancel();
+  wake_reader_.cancel();
+}
+
+void Connection::close(bool force) {
+  if (force) {
+    close_socket();
+    return;
+  }
+  stop_reading_ = true;
+  wake_reader_.cancel();
+  if (in_flight_ == 0 && in_begin_ == in_end_) {
+    // Between requests: end the pending read (EOF) so that the reader sees stop_reading_.
+    error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_receive, ec);
+  }
+}
+
+asio::awaitable<void> Connection::watch() {
+  while (socket_.is_open()) {
+    watchdog_.expires_at(deadline_);
+    co_await watchdog_.async_wait(as_tuple(use_awaitable));
+    if (socket_.is_open() && deadline_ <= Clock::now()) {
+      timed_out_ = true;
+      observer_->read_timed_out();
+      close_socket();
+    }
+  }
+}
+
+asio::awaitable<void> Connection::run() {
+  auto self = shared_from_this();
+  auto executor = co_await asio::this_coro::executor;
+  auto watcher = [self] { return self->watch(); };
+  asio::co_spawn(executor, watcher, asio::detached);
+  auto writer = [self] { return self->write_loop(); };
+  asio::co_spawn(executor, writer, asio::detached);
+  co_await read_loop();
+  reading_done_ = true;
+  wake_writer_.cancel();
+  while (!writer_done_) {  // the responses already owed go out first
+    wake_reader_.expires_at(Clock::time_point::max());
+    co_await wake_reader_.async_wait(as_tuple(use_awaitable));
+  }
+  close_socket();
+}
+
+// Makes at least n unread bytes available. `first`: waiting for a new frame (idle timeout).
+asio::awaitable<bool> Connection::fill(std::size_t n, bool first) {
+  while (in_end_ - in_begin_ < n) {
+    if (in_begin_ > 0) {  // keep the unread bytes at the front
+      std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
+      in_end_ -= in_begin_;
+      in_begin_ = 0;
+    }
+    arm(first && in_end_ == 0 ? options_.idle_timeout : options_.read_timeout);
+    auto [ec, got] = co_await socket_.async_read_some(
+        asio::buffer(in_.data() + in_end_, in_.size() - in_end_), as_tuple(use_awaitable));
+    disarm();
+    if (ec) co_return false;
+    in_end_ += got;
+    observer_->bytes_in(got);
+    observer_->busy(true);
+  }
+  co_return true;
+}
+
+// Reads and drops n payload bytes, to stay in step with the frames.
+asio::awaitable<bool> Connection::skip(std::uint64_t n) {
+  while (n > 0) {
+    if (in_begin_ == in_end_ && !co_await fill(1, false)) co_return false;
+    const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(n, in_end_ - in_begin_));
+    in_begin_ += take;
+    n -= take;
+  }
+  co_return true;
+}
+
+void Connection::push(std::uint8_t opcode, std::uint64_t id, Response response) {
+  auto out = std::make_unique<Outgoing>();
+  FrameHeader h;
+  h.opcode = opcode;
+  h.flags = static_cast<std::uint8_t>(response.flags | flags::response);
+  h.status = response.status;
+  h.request_id = id;
+  out->response = std::move(response);
+  h.payload_length = out->payload().size();
+  out->header = encode(h);
+  queue_.push_back(std::move(out));
+  wake_writer_.cancel();
+}
+
+asio::awaitable<void> Connection::read_loop() {
+  auto executor = co_await asio::this_coro::executor;
+  for (;;) {
+    while (in_flight_ >= options_.pipeline_depth && !stop_reading_ && socket_.is_open()) {
+      wake_reader_.expires_at(Clock::time_point::max());  // TCP pushes back on the client
+      co_await wake_reader_.async_wait(as_tuple(use_awaitable));
+    }
+    if (stop_reading_ || !socket_.is_open()) co_return;
+    if (in_flight_ == 0 && in_begin_ == in_end_) observer_->busy(false);
+    if (!co_await fill(header_size, true)) co_return;
+    FrameHeader h;
+    const DecodeError bad = decode(in_.data() + in_begin_, h);
+    in_begin_ += header_size;
+    auto fail = [&](Status s, std::string message) {
+      push(h.opcode, bad == DecodeError::bad_magic ? 0 : h.request_id,
+           Response::error(s, std::move(message)));
+      observer_->request_done(h.opcode, s);
+    };
+    if (bad != DecodeError::none) {
+      fail(Status::bad_request, bad == DecodeError::bad_magic     ? "bad magic"
+                                : bad == DecodeError::bad_version ? "unsupported version"
+                                : bad == DecodeError::bad_flags   ? "unknown flags"
+                                                                  : "reserved field not zero");
+      co_return;
+    }
+    const Service::Entry* entry = service_.find(h.opcode);
+    if (!entry) {
+      fail(Status::bad_request, "unknown opcode");
+      co_return;
+    }
+    if (h.key_length > max_key_size || (entry->needs_key && h.key_length == 0) ||
+        (!entry->needs_key && h.key_length != 0)) {
+      fail(Status::bad_request, entry->needs_key ? "a key of 1 to 250 bytes is required"
+                                                 : "this operation takes no key");
+      co_return;
+    }
+    if (h.payload_length > options_.max_payload) {
+      fail(Status::too_large,
+           "payload above the limit of " + std::to_string(options_.max_payload) + " bytes");
+      co_return;
+    }
+    Request request;
+    request.opcode = h.opcode;
+    request.id = h.request_id;
+    if (h.key_length > 0) {
+      if (!co_await fill(h.key_length, false)) co_return;
+      request.key.assign(reinterpret_cast<const char*>(in_.data() + in_begin_), h.key_length);
+      in_begin_ += h.key_length;
+      if (!valid_key(request.key)) {
+        fail(Status::bad_request, "keys are 1 to 250 bytes of [A-Za-z0-9._~-]");
+        co_return;
+      }
+    }
+    const auto len = static_cast<std::size_t>(h.payload_length);
+    if (len > 0) {
+      auto [ec, buffer] =
+          co_await pool_.async_allocate_for(len, options_.alloc_timeout, as_tuple(use_awaitable));
+      if (ec) {
+        // No memory in time: drop the payload, keep the connection (the client may retry).
+        if (!co_await skip(len)) co_return;
+        fail(Status::unavailable, "no pool memory within the alloc timeout: " + ec.message());
+        continue;
+      }
+      // Bytes that came with earlier reads are copied; the rest goes straight into the buffer.
+      std::size_t have = std::min(len, in_end_ - in_begin_);
+      std::memcpy(buffer.data(), in_.data() + in_begin_, have);
+      in_begin_ += have;
+      while (have < len) {
+        arm(options_.read_timeout);
+        auto [rec, got] = co_await socket_.async_read_some(
+            asio::buffer(buffer.data() + have, len - have), as_tuple(use_awaitable));
+        disarm();
+        if (rec) co_return;  // stopped short: the buffer goes back to the pool
+        have += got;
+        observer_->bytes_in(got);
+      }
+      request.payload = std::move(buffer);
+    }
+    ++in_flight_;
+    auto self = shared_from_this();
+    const Handler* handler = &entry->handler;
+    auto task = [self, handler, r = std::move(request)]() mutable {
+      return self->handle(std::move(r), handler);
+    };
+    asio::co_spawn(executor, std::move(task), asio::detached);
+  }
+}
+
+asio::awaitable<void> Connection::handle(Request request, Handler const* handler) {
+  const std::uint8_t opcode = request.opcode;
+  const std::uint64_t id = request.id;
+  Response response;
+  try {
+    response = co_await (*handler)(std::move(request));
+  } catch (const std::exception& e) {
+    response = Response::error(Status::internal, e.what());
+  }
+  observer_->request_done(opcode, response.status);
+  --in_flight_;
+  push(opcode, id, std::move(response));
+  wake_reader_.cancel();
+}
+
+asio::awaitable<void> Connection::write_loop() {
+  std::vector<std::unique_ptr<Outgoing>> batch;
+  std::vector<asio::const_buffer> buffers;
+  for (;;) {
+    while (queue_.empty()) {
+      if ((reading_done_ && in_flight_ == 0) || !socket_.is_open()) {
+        writer_done_ = true;
+        wake_reader_.cancel();
+        co_return;
+      }
+      wake_writer_.expires_at(Clock::time_point::max());
+      co_await wake_writer_.async_wait(as_tuple(use_awaitable));
+    }
+    batch.clear();
+    buffers.clear();
+    while (!queue_.empty() && batch.size() < max_batch) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+      buffers.push_back(asio::buffer(batch.back()->header));
+      if (auto p = batch.back()->payload(); p.size() > 0) buffers.push_back(p);
+    }
+    auto progress = [this](const error_code& ec, std::size_t) -> std::size_t {
+      arm(options_.read_timeout);  // a peer that stops reading is cut off
+      return ec ? 0 : write_chunk;
+    };
+    auto [ec, n] = co_await asio::async_write(socket_, buffers, progress, as_tuple(use_awaitable));
+    disarm();
+    observer_->bytes_out(n);
+    if (ec) {
+      close_socket();
+      queue_.clear();
+      writer_done_ = true;
+      wake_reader_.cancel();
+      co_return;
+    }
+  }
+}
+
+}  // namespace bufpool::rpc

@@ -1,0 +1,128 @@
+// The buffer store as an RPC service (docs/protocol.md), on bufpool::rpc.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+
+#include "server.hpp"
+
+namespace bufpool::server {
+
+namespace {
+
+// Feeds one connection's activity into its table row and the server's counters.
+class TableObserver : public rpc::ConnectionObserver {
+ public:
+  TableObserver(Server& server, ConnectionInfo* info) : server_(server), info_(info) {}
+  void bytes_in(std::size_t n) override {
+    info_->bytes_in.fetch_add(n, std::memory_order_relaxed);
+    server_.counters().add(server_.counters().bytes_in, n);
+    info_->touch();
+  }
+  void bytes_out(std::size_t n) override {
+    info_->bytes_out.fetch_add(n, std::memory_order_relaxed);
+    server_.counters().add(server_.counters().bytes_out, n);
+    info_->touch();
+  }
+  void request_done(std::uint8_t, rpc::Status status) override {
+    info_->requests.fetch_add(1, std::memory_order_relaxed);
+    server_.counters().add(server_.counters().rpc_requests);
+    if (status == rpc::Status::unavailable)
+      server_.counters().add(server_.counters().alloc_timeouts);
+  }
+  void busy(bool b) override { info_->busy.store(b, std::memory_order_relaxed); }
+  void read_timed_out() override {
+    server_.counters().add(server_.counters().read_timeouts);
+    spdlog::warn("rpc connection {}: read timeout ({}), closed", info_->id,
+                 format_duration(server_.config().read_timeout));
+  }
+
+ private:
+  Server& server_;
+  ConnectionInfo* info_;
+};
+
+}  // namespace
+
+rpc::Service make_store_service(Server& server) {
+  using rpc::Request;
+  using rpc::Response;
+  using rpc::Status;
+  rpc::Service s;
+  s.on(rpc::Opcode::ping, false,
+       [](Request) -> asio::awaitable<Response> { co_return Response{}; });
+  s.on(rpc::Opcode::put, true, [&server](Request r) -> asio::awaitable<Response> {
+    switch (server.store().put(r.key, SharedBuffer(std::move(r.payload)))) {
+      case BufferStore::PutResult::created:
+        co_return Response{Status::ok, rpc::flags::created, {}};
+      case BufferStore::PutResult::replaced:
+        co_return Response{};
+      case BufferStore::PutResult::no_room:
+        break;
+    }
+    co_return Response::error(Status::unavailable, "the key arena or max_keys is full");
+  });
+  s.on(rpc::Opcode::get, true, [&server](Request r) -> asio::awaitable<Response> {
+    auto value = server.store().get(r.key);
+    if (!value) co_return Response::error(Status::not_found, "no such key");
+    co_return Response{Status::ok, 0, std::move(*value)};  // written straight from the pool
+  });
+  s.on(rpc::Opcode::erase, true, [&server](Request r) -> asio::awaitable<Response> {
+    if (server.store().erase(r.key)) co_return Response{};
+    co_return Response::error(Status::not_found, "no such key");
+  });
+  s.on(rpc::Opcode::echo, false, [](Request r) -> asio::awaitable<Response> {
+    co_return Response{Status::ok, 0, std::move(r.payload)};
+  });
+  s.on(rpc::Opcode::stats, false, [&server](Request) -> asio::awaitable<Response> {
+    co_return Response{Status::ok, 0, server.stats_json()};
+  });
+  return s;
+}
+
+void start_rpc_session(Server& server, tcp::socket socket) {
+  boost::system::error_code ec;
+  const auto peer = socket.remote_endpoint(ec);
+  auto executor = socket.get_executor();
+  const Config& c = server.config();
+  rpc::ConnectionOptions options;
+  options.max_payload = c.max_object_size;
+  options.idle_timeout = c.idle_timeout;
+  options.read_timeout = c.read_timeout;
+  options.alloc_timeout = c.alloc_timeout;
+  options.pipeline_depth = c.pipeline_depth;
+  auto holder = std::make_shared<std::weak_ptr<rpc::Connection>>();
+  ConnectionInfo* info = server.connections().add(
+      ec ? std::string("?") : fmt::format("{}:{}", peer.address().to_string(), peer.port()), "rpc",
+      [holder, executor](bool force) {
+        asio::post(executor, [holder, force] {
+          if (auto conn = holder->lock()) conn->close(force);
+        });
+      });
+  if (!info) {
+    server.counters().add(server.counters().connections_rejected);
+    return;  // the socket closes here
+  }
+  auto conn =
+      std::make_shared<rpc::Connection>(std::move(socket), server.rpc_service(), server.pool(),
+                                        options, std::make_shared<TableObserver>(server, info));
+  *holder = conn;
+  server.session_started();
+  auto session = [conn]() { return conn->run(); };
+  asio::co_spawn(executor, session, [&server, info, conn](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("rpc connection {}: {}", info->id, ex.what());
+      }
+    }
+    conn->close(true);
+    server.connections().remove(info);
+    server.session_finished();
+  });
+  if (server.draining()) conn->close(false);
+}
+
+}  // namespace bufpool::server
