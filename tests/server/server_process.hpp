@@ -1,0 +1,148 @@
+// Starts the real bufpool-server binary on ephemeral loopback ports for a test, and stops it.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace bufpool::test {
+
+/// A scratch directory, removed at the end.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "bufpool-test-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class ServerProcess {
+ public:
+  /// Starts bufpool-server with 127.0.0.1:0 listeners, a port file, and `args`; waits until it
+  /// listens (at most 10 s).
+  explicit ServerProcess(std::vector<std::string> args = {}) {
+    const std::string port_file = dir_.file("ports.json");
+    log_path_ = dir_.file("server.log");
+    std::vector<std::string> all = {BUFPOOL_SERVER_BIN, "--http-listen", "127.0.0.1:0",
+                                    "--rpc-listen",     "127.0.0.1:0",   "--port-file",
+                                    port_file,          "--threads",     "2"};
+    all.insert(all.end(), args.begin(), args.end());
+    pid_ = fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      const int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      std::vector<char*> argv;
+      for (auto& a : all)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!std::filesystem::exists(port_file)) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        throw std::runtime_error("bufpool-server exited at start:\n" + log());
+      }
+      if (std::chrono::steady_clock::now() > until)
+        throw std::runtime_error("server start timeout");
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const std::string ports = read_file(port_file);
+    http_port = parse_port(ports, "\"http\": ");
+    rpc_port = parse_port(ports, "\"rpc\": ");
+  }
+  ~ServerProcess() {
+    if (pid_ > 0) stop();
+  }
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  /// Sends `sig` (SIGTERM by default) and waits for the exit (SIGKILL after `limit`). Returns the
+  /// exit code, or 128 + signal if it was killed.
+  int stop(int sig = SIGTERM, std::chrono::seconds limit = std::chrono::seconds(15)) {
+    if (pid_ <= 0) return exit_code_;
+    kill(pid_, sig);
+    return wait_exit(limit);
+  }
+  void signal(int sig) { kill(pid_, sig); }
+  int wait_exit(std::chrono::seconds limit = std::chrono::seconds(15)) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    for (;;) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) break;
+      if (std::chrono::steady_clock::now() > until) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    pid_ = -1;
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return exit_code_;
+  }
+  bool running() const { return pid_ > 0 && kill(pid_, 0) == 0; }
+  std::string log() const { return read_file(log_path_); }
+  const TempDir& dir() const { return dir_; }
+
+  std::uint16_t http_port = 0;
+  std::uint16_t rpc_port = 0;
+
+ private:
+  static std::uint16_t parse_port(const std::string& json, const std::string& key) {
+    const auto at = json.find(key);
+    if (at == std::string::npos) throw std::runtime_error("bad port file: " + json);
+    return static_cast<std::uint16_t>(std::stoi(json.substr(at + key.size())));
+  }
+  TempDir dir_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  int exit_code_ = -1;
+};
+
+/// Runs a shell command; returns its exit code and standard output.
+inline std::pair<int, std::string> run(const std::string& command) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (!p) return {-1, ""};
+  char buf[4096];
+  for (std::size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;)
+    out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+}  // namespace bufpool::test
