@@ -1,0 +1,257 @@
+// The HTTP front end of the real bufpool-server, driven by curl and by raw sockets.
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <fstream>
+#include <random>
+
+#include "server_process.hpp"
+
+namespace bufpool {
+namespace {
+
+namespace asio = boost::asio;
+using test::run;
+using test::ServerProcess;
+
+struct Curl {
+  int code = 0;
+  std::string body;
+  std::string headers;
+};
+
+// curl -s with `args`; the body and the response headers come back too.
+Curl curl(const ServerProcess& s, const std::string& args) {
+  const std::string out = s.dir().file("curl.out"), hdr = s.dir().file("curl.hdr");
+  auto [rc, code] = run("curl -s -o " + out + " -D " + hdr + " -w '%{http_code}' " + args);
+  Curl c;
+  c.code = code.empty() ? -1 : std::stoi(code);
+  c.body = test::read_file(out);
+  c.headers = test::read_file(hdr);
+  return c;
+}
+
+std::string url(const ServerProcess& s, const std::string& path) {
+  return "http://127.0.0.1:" + std::to_string(s.http_port) + path;
+}
+
+std::string random_file(const ServerProcess& s, const std::string& name, std::size_t size) {
+  const std::string path = s.dir().file(name);
+  std::ofstream f(path, std::ios::binary);
+  std::mt19937_64 rng(size);  // fixed seed per size
+  std::string chunk(1 << 16, '\0');
+  for (std::size_t done = 0; done < size;) {
+    for (auto& c : chunk)
+      c = static_cast<char>(rng());
+    const std::size_t n = std::min(chunk.size(), size - done);
+    f.write(chunk.data(), static_cast<std::streamsize>(n));
+    done += n;
+  }
+  return path;
+}
+
+std::string sha256(const std::string& path) {
+  return run("sha256sum < " + path).second.substr(0, 64);
+}
+
+TEST(HttpServer, RoundTripsFrom0BTo64MiB) {
+  ServerProcess server({"--max-memory", "256MiB"});
+  for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{4096}, std::size_t{1} << 20,
+                           std::size_t{64} << 20}) {
+    SCOPED_TRACE(size);
+    const std::string key = "obj-" + std::to_string(size);
+    const std::string in = random_file(server, key, size);
+    const std::string target = url(server, "/v1/buffers/" + key);
+    EXPECT_EQ(curl(server, "-X PUT --data-binary @" + in + " " + target).code, 201);
+    EXPECT_EQ(curl(server, "-X PUT --data-binary @" + in + " " + target).code, 204);
+    const std::string out = server.dir().file(key + ".out");
+    auto [rc, code] = run("curl -s -o " + out + " -w '%{http_code}' " + target);
+    EXPECT_EQ(code, "200");
+    EXPECT_EQ(sha256(out), sha256(in));
+    Curl head = curl(server, "-I " + target);
+    EXPECT_EQ(head.code, 200);
+    EXPECT_NE(head.headers.find("Content-Length: " + std::to_string(size)), std::string::npos)
+        << head.headers;
+    EXPECT_NE(head.headers.find("application/octet-stream"), std::string::npos);
+    EXPECT_EQ(head.body, head.headers) << "HEAD: headers only (curl -I writes them as output)";
+    EXPECT_EQ(curl(server, "-X DELETE " + target).code, 204);
+    EXPECT_EQ(curl(server, target).code, 404);
+  }
+  // Echo goes through a pool buffer too.
+  const std::string in = random_file(server, "echo", 300'000);
+  const std::string out = server.dir().file("echo.out");
+  run("curl -s -o " + out + " --data-binary @" + in + " " + url(server, "/v1/echo"));
+  EXPECT_EQ(sha256(out), sha256(in));
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+TEST(HttpServer, EveryErrorStatus) {
+  ServerProcess server({"--max-object-size", "1MiB", "--chunk-size", "16MiB", "--max-memory",
+                        "16MiB", "--alloc-timeout", "200ms", "--max-header-size", "4KiB"});
+  auto expect_error = [&](const Curl& c, int status, const std::string& code) {
+    EXPECT_EQ(c.code, status) << c.body;
+    EXPECT_NE(c.body.find("\"code\": \"" + code + "\""), std::string::npos) << c.body;
+    EXPECT_NE(c.headers.find("application/json"), std::string::npos);
+  };
+  expect_error(curl(server, url(server, "/v1/buffers/bad!key")), 400, "bad_key");
+  expect_error(curl(server, url(server, "/v1/buffers/" + std::string(251, 'k'))), 400, "bad_key");
+  EXPECT_EQ(curl(server, url(server, "/v1/buffers/" + std::string(250, 'k'))).code, 404);
+  expect_error(curl(server, url(server, "/v1/buffers/missing")), 404, "not_found");
+  expect_error(curl(server, url(server, "/no/such/thing")), 404, "not_found");
+  Curl not_allowed = curl(server, "-X POST --data x " + url(server, "/v1/buffers/k"));
+  expect_error(not_allowed, 405, "method_not_allowed");
+  EXPECT_NE(not_allowed.headers.find("Allow: GET, HEAD, PUT, DELETE"), std::string::npos);
+  expect_error(curl(server, "-X PUT -H 'Transfer-Encoding: chunked' --data-binary hello " +
+                                url(server, "/v1/buffers/k")),
+               411, "length_required");
+  const std::string big = random_file(server, "big", 2u << 20);
+  expect_error(curl(server, "-X PUT --data-binary @" + big + " " + url(server, "/v1/buffers/k")),
+               413, "too_large");
+  expect_error(
+      curl(server, "-H 'X-Big: " + std::string(5000, 'x') + "' " + url(server, "/healthz")), 431,
+      "header_too_large");
+  // 503: a 16 MiB pool holds one 1 MiB value per 1 MiB block; fill it, then one more waits
+  // alloc_timeout and is refused with Retry-After.
+  const std::string one = random_file(server, "one", 1u << 20);
+  int stored = 0;
+  Curl last;
+  for (int i = 0; i < 17 && last.code != 503; ++i) {
+    last = curl(server, "-X PUT --data-binary @" + one + " " +
+                            url(server, "/v1/buffers/fill" + std::to_string(i)));
+    stored += last.code == 201;
+  }
+  EXPECT_EQ(stored, 16);
+  expect_error(last, 503, "no_memory");
+  EXPECT_NE(last.headers.find("Retry-After: 1"), std::string::npos) << last.headers;
+  // Freeing one makes room again.
+  EXPECT_EQ(curl(server, "-X DELETE " + url(server, "/v1/buffers/fill0")).code, 204);
+  EXPECT_EQ(
+      curl(server, "-X PUT --data-binary @" + one + " " + url(server, "/v1/buffers/again")).code,
+      201);
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+// Raw HTTP on one connection: returns everything the server sent until it closed or `limit`
+// responses were seen.
+std::string exchange(std::uint16_t port, const std::string& request, int responses,
+                     bool until_close) {
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  s.connect({asio::ip::make_address("127.0.0.1"), port});
+  asio::write(s, asio::buffer(request));
+  std::string got;
+  char buf[65536];
+  auto count = [&] {
+    int n = 0;
+    for (std::size_t at = 0; (at = got.find("HTTP/1.1 ", at)) != std::string::npos; ++at)
+      ++n;
+    return n;
+  };
+  for (;;) {
+    boost::system::error_code ec;
+    const std::size_t n = s.read_some(asio::buffer(buf), ec);
+    got.append(buf, n);
+    if (ec) break;
+    if (!until_close && count() >= responses && got.ends_with("\n")) break;
+  }
+  return got;
+}
+
+TEST(HttpServer, KeepAlivePipeliningHttp10AndClose) {
+  ServerProcess server;
+  // curl reuses one connection for several URLs when the server keeps it alive.
+  auto [rc, connects] =
+      run("curl -s -o /dev/null -o /dev/null -o /dev/null -w '%{num_connects}\\n' " +
+          url(server, "/healthz") + " " + url(server, "/healthz") + " " + url(server, "/healthz"));
+  EXPECT_EQ(connects, "1\n0\n0\n");
+  // Pipelining: three requests in one write, answered in order on the same connection.
+  const std::string pipelined =
+      "PUT /v1/buffers/pipe HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+      "GET /v1/buffers/pipe HTTP/1.1\r\nHost: t\r\n\r\n"
+      "DELETE /v1/buffers/pipe HTTP/1.1\r\nHost: t\r\n\r\n";
+  const std::string replies = exchange(server.http_port, pipelined, 3, false);
+  const auto created = replies.find("HTTP/1.1 201");
+  const auto ok = replies.find("HTTP/1.1 200");
+  const auto deleted = replies.find("HTTP/1.1 204");
+  ASSERT_NE(created, std::string::npos) << replies;
+  ASSERT_NE(ok, std::string::npos) << replies;
+  ASSERT_NE(deleted, std::string::npos) << replies;
+  EXPECT_LT(created, ok);
+  EXPECT_LT(ok, deleted);
+  EXPECT_NE(replies.find("\r\n\r\nhello"), std::string::npos) << replies;
+  // HTTP/1.0 and Connection: close end the connection after the response.
+  const std::string http10 = exchange(server.http_port, "GET /healthz HTTP/1.0\r\n\r\n", 1, true);
+  EXPECT_NE(http10.find("HTTP/1.1 200"), std::string::npos) << http10;
+  EXPECT_NE(http10.find("Connection: close"), std::string::npos) << http10;
+  const std::string closing = exchange(
+      server.http_port, "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 1, true);
+  EXPECT_NE(closing.find("ok\n"), std::string::npos) << closing;
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+TEST(HttpServer, GetInFlightKeepsItsBytesWhenTheKeyGoes) {
+  ServerProcess server({"--max-memory", "256MiB"});
+  const std::string in = random_file(server, "v", 64u << 20);
+  ASSERT_EQ(curl(server, "-X PUT --data-binary @" + in + " " + url(server, "/v1/buffers/v")).code,
+            201);
+  // Start a GET and read only its first bytes, so that most of the body is still to be sent.
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  s.open(asio::ip::tcp::v4());
+  s.set_option(asio::socket_base::receive_buffer_size(64 * 1024));
+  s.connect({asio::ip::make_address("127.0.0.1"), server.http_port});
+  asio::write(s, asio::buffer(std::string("GET /v1/buffers/v HTTP/1.1\r\nHost: t\r\n\r\n")));
+  std::string got(4096, '\0');
+  asio::read(s, asio::buffer(got));
+  // Meanwhile the key is replaced, then deleted.
+  const std::string other = random_file(server, "w", 1000);
+  EXPECT_EQ(
+      curl(server, "-X PUT --data-binary @" + other + " " + url(server, "/v1/buffers/v")).code,
+      204);
+  EXPECT_EQ(curl(server, "-X DELETE " + url(server, "/v1/buffers/v")).code, 204);
+  // The rest of the GET is the old value, whole.
+  const auto body_at = got.find("\r\n\r\n") + 4;
+  std::string body = got.substr(body_at);
+  body.resize(64u << 20);
+  asio::read(
+      s, asio::buffer(body.data() + (got.size() - body_at), body.size() - (got.size() - body_at)));
+  const std::string out = server.dir().file("v.out");
+  std::ofstream(out, std::ios::binary)
+      .write(body.data(), static_cast<std::streamsize>(body.size()));
+  EXPECT_EQ(sha256(out), sha256(in));
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+TEST(HttpServer, StatsMetricsHealthAndConnections) {
+  ServerProcess server;
+  Curl stats = curl(server, url(server, "/v1/stats"));
+  EXPECT_EQ(stats.code, 200);
+  for (const char* field : {"\"pool\"", "\"store\"", "\"connections\"", "\"bytes_in_use\""})
+    EXPECT_NE(stats.body.find(field), std::string::npos) << field;
+  Curl health = curl(server, url(server, "/healthz"));
+  EXPECT_EQ(health.code, 200);
+  EXPECT_EQ(health.body, "ok\n");
+  for (const char* sort : {"idle", "bytes", "age"}) {
+    Curl conns = curl(server, "'" + url(server, std::string("/v1/connections?sort=") + sort) + "'");
+    EXPECT_EQ(conns.code, 200);
+    EXPECT_NE(conns.body.find("\"protocol\": \"http\""), std::string::npos) << conns.body;
+  }
+  EXPECT_EQ(curl(server, "'" + url(server, "/v1/connections?sort=size") + "'").code, 400);
+  Curl metrics = curl(server, url(server, "/metrics"));
+  EXPECT_EQ(metrics.code, 200);
+  EXPECT_NE(metrics.body.find("bufpool_pool_in_use_bytes"), std::string::npos);
+  const std::string file = server.dir().file("metrics.txt");
+  std::ofstream(file) << metrics.body;
+  auto [have, path] = run("command -v promtool");
+  ASSERT_EQ(have, 0) << "promtool (Debian package prometheus) is needed: make deps installs it";
+  auto [rc, out] = run("promtool check metrics < " + file + " 2>&1");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+}  // namespace
+}  // namespace bufpool
