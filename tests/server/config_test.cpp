@@ -1,0 +1,133 @@
+// bufpool-server's configuration: units, sources and their order, and the errors a user sees.
+#include "config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "server_process.hpp"
+
+namespace bufpool::server {
+namespace {
+
+TEST(Config, SizesDurationsAndEndpoints) {
+  EXPECT_EQ(parse_size("4096"), 4096u);
+  EXPECT_EQ(parse_size("64MiB"), 64u << 20);
+  EXPECT_EQ(parse_size(" 1 GiB "), 1u << 30);
+  EXPECT_EQ(parse_size("10MB"), 10'000'000u);
+  EXPECT_EQ(parse_size("8k"), 8192u);
+  EXPECT_FALSE(parse_size("MiB"));
+  EXPECT_FALSE(parse_size("-1"));
+  EXPECT_FALSE(parse_size("1.5GiB"));
+  EXPECT_FALSE(parse_size("99999999999999999999"));
+  EXPECT_FALSE(parse_size("20000000000TiB")) << "overflow";
+  EXPECT_EQ(parse_duration("250ms"), std::chrono::milliseconds(250));
+  EXPECT_EQ(parse_duration("5s"), std::chrono::milliseconds(5000));
+  EXPECT_EQ(parse_duration("2m"), std::chrono::minutes(2));
+  EXPECT_EQ(parse_duration("1h"), std::chrono::hours(1));
+  EXPECT_EQ(parse_duration("1500us"), std::chrono::milliseconds(2)) << "rounds up";
+  EXPECT_FALSE(parse_duration("5")) << "a duration needs its unit";
+  EXPECT_FALSE(parse_duration("5 days"));
+  auto e = parse_endpoint("127.0.0.1:0");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->port, 0);
+  EXPECT_TRUE(e->enabled);
+  e = parse_endpoint("[::1]:9090");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->host, "::1");
+  EXPECT_EQ(e->to_string(), "[::1]:9090");
+  EXPECT_FALSE(parse_endpoint("::1:9090")) << "IPv6 needs brackets";
+  EXPECT_FALSE(parse_endpoint("localhost"));
+  EXPECT_FALSE(parse_endpoint("h:65536"));
+  EXPECT_FALSE(parse_endpoint("")->enabled);
+  EXPECT_EQ(format_size(64u << 20), "64MiB");
+  EXPECT_EQ(format_size(1000), "1000B");
+  EXPECT_EQ(format_duration(std::chrono::milliseconds(1500)), "1500ms");
+}
+
+const char* no_env(const char*) {
+  return nullptr;
+}
+
+TEST(Config, FileThenEnvironmentThenFlags) {
+  test::TempDir dir;
+  const std::string file = dir.file("c.toml");
+  std::ofstream(file) << "[pool]\nmax_memory = \"2GiB\"\n[limits]\nalloc_timeout = \"3s\"\n"
+                         "max_connections = 10\n[log]\nlevel = \"debug\"\n";
+  static std::map<std::string, std::string> env;
+  env = {{"BUFPOOL_ALLOC_TIMEOUT", "4s"}, {"BUFPOOL_MAX_CONNECTIONS", "20"}};
+  auto getenv_fake = [](const char* n) -> const char* {
+    auto it = env.find(n);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+  const char* argv[] = {"bufpool-server", "--config", file.c_str(), "--max-connections", "30"};
+  Invocation inv = parse_invocation(5, argv, getenv_fake);
+  EXPECT_EQ(inv.config.max_memory, 2u << 30) << "from the file";
+  EXPECT_EQ(inv.config.alloc_timeout, std::chrono::seconds(4)) << "the environment beats the file";
+  EXPECT_EQ(inv.config.max_connections, 30u) << "a flag beats the environment";
+  EXPECT_EQ(inv.config.log_level, "debug");
+}
+
+std::string error_of(std::vector<const char*> argv, const std::string& toml = "") {
+  test::TempDir dir;
+  const std::string file = dir.file("c.toml");
+  if (!toml.empty()) {
+    std::ofstream(file) << toml;
+    argv.push_back("--config");
+    argv.push_back(file.c_str());
+  }
+  argv.insert(argv.begin(), "bufpool-server");
+  try {
+    parse_invocation(static_cast<int>(argv.size()), argv.data(), no_env);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, ErrorsNameTheKey) {
+  EXPECT_EQ(error_of({"--max-memory", "lots"}),
+            "config error: pool.max_memory: 'lots' (--max-memory) is not a size such as 64MiB");
+  EXPECT_NE(
+      error_of({}, "[limits]\nmax_objet_size = \"1MiB\"\n").find("limits.max_objet_size: unknown"),
+      std::string::npos);
+  EXPECT_NE(error_of({}, "[limits]\nread_timeout = 5\n").find("limits.read_timeout"),
+            std::string::npos);
+  EXPECT_NE(error_of({}, "[pool\n").find("line 1"), std::string::npos) << "TOML syntax";
+  EXPECT_NE(
+      error_of({"--max-object-size", "128MiB"}).find("limits.max_object_size: 128MiB is above"),
+      std::string::npos);
+  EXPECT_NE(error_of({"--min-block", "8KiB"}).find("power of 4"), std::string::npos);
+  EXPECT_NE(error_of({"--threads", "1000"}).find("server.threads"), std::string::npos);
+  EXPECT_NE(error_of({"--http-listen", "", "--rpc-listen", ""}).find("both listeners"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--no-such-flag"}).find("command line"), std::string::npos);
+  EXPECT_EQ(error_of({"--config", "/nonexistent.toml"}),
+            "config error: --config: cannot open '/nonexistent.toml'");
+}
+
+TEST(Config, TheBinaryExitsWith2AndOneLine) {
+  auto [rc, out] = test::run(std::string(BUFPOOL_SERVER_BIN) + " --idle-timeout 5 2>&1");
+  EXPECT_EQ(rc, 2);
+  EXPECT_EQ(out,
+            "bufpool-server: config error: limits.idle_timeout: '5' (--idle-timeout) is not a "
+            "duration above zero such as 250ms or 5s\n");
+  auto [rc2, out2] =
+      test::run("BUFPOOL_MAX_MEMORY=1x " + std::string(BUFPOOL_SERVER_BIN) + " 2>&1");
+  EXPECT_EQ(rc2, 2);
+  EXPECT_NE(out2.find("(BUFPOOL_MAX_MEMORY)"), std::string::npos) << out2;
+  auto [rc3, out3] = test::run(std::string(BUFPOOL_SERVER_BIN) + " --check-config --config " +
+                               BUFPOOL_SOURCE_DIR "/configs/bufpool.toml");
+  EXPECT_EQ(rc3, 0) << out3;
+  EXPECT_NE(out3.find("pool.max_memory = 1GiB"), std::string::npos) << out3;
+  auto [rc4, out4] = test::run(std::string(BUFPOOL_SERVER_BIN) + " --version");
+  EXPECT_EQ(rc4, 0);
+  EXPECT_EQ(out4, "bufpool-server 0.1.0\n");
+  auto [rc5, out5] = test::run(std::string(BUFPOOL_SERVER_BIN) + " --help");
+  EXPECT_EQ(rc5, 0);
+  EXPECT_NE(out5.find("--max-memory"), std::string::npos);
+  EXPECT_NE(out5.find("BUFPOOL_MAX_MEMORY"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace bufpool::server

@@ -1,0 +1,182 @@
+#include "bufpool/rpc/service.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <cstring>
+
+#include "bufpool/client.hpp"
+
+namespace bufpool::rpc {
+namespace {
+
+using asio::use_awaitable;
+
+// A user's own service on bufpool::rpc: opcode 40 waits for as many milliseconds as its payload
+// says, then answers with the payload; opcode 41 answers at once with its key reversed.
+Service slow_and_fast_service() {
+  Service s;
+  s.on(40, false, [](Request r) -> asio::awaitable<Response> {
+    std::uint32_t ms = 0;
+    std::memcpy(&ms, r.payload.data(), sizeof ms);
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
+    co_await t.async_wait(use_awaitable);
+    co_return Response{Status::ok, 0, std::move(r.payload)};
+  });
+  s.on(41, true, [](Request r) -> asio::awaitable<Response> {
+    co_return Response{Status::ok, 0, std::string(r.key.rbegin(), r.key.rend())};
+  });
+  return s;
+}
+
+struct Fixture {
+  asio::io_context io;
+  BuddyPool pool{BuddyPoolOptions{.min_block = 4096, .max_memory = 64u << 20}};
+  Service service = slow_and_fast_service();
+  tcp::acceptor acceptor{io, {asio::ip::make_address("127.0.0.1"), 0}};
+  ConnectionOptions options;
+
+  void serve_one() {
+    auto accept = [this]() -> asio::awaitable<void> {
+      auto socket = co_await acceptor.async_accept(use_awaitable);
+      auto conn = std::make_shared<Connection>(std::move(socket), service, pool, options);
+      co_await conn->run();
+    };
+    asio::co_spawn(io, accept, asio::detached);
+  }
+  std::uint16_t port() const { return acceptor.local_endpoint().port(); }
+};
+
+TEST(RpcService, ResponsesComeBackInCompletionOrder) {
+  Fixture f;
+  f.serve_one();
+  std::vector<std::string> order;
+  auto test = [&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    auto c = co_await Client::connect(ex, "127.0.0.1", f.port());
+    std::uint32_t slow_ms = 200;
+    auto slow = [&, c]() -> asio::awaitable<void> {
+      auto r = co_await c->call(static_cast<Opcode>(40), {}, asio::buffer(&slow_ms, 4));
+      EXPECT_EQ(r.status, Status::ok);
+      order.push_back("slow");
+    };
+    auto fast = [&, c]() -> asio::awaitable<void> {
+      auto r = co_await c->call(static_cast<Opcode>(41), "abc");
+      EXPECT_EQ(r.message(), "cba");
+      order.push_back("fast");
+    };
+    auto a = asio::co_spawn(ex, slow, asio::use_future);  // sent first
+    auto b = asio::co_spawn(ex, fast, asio::use_future);
+    asio::steady_timer t(ex, std::chrono::milliseconds(400));
+    co_await t.async_wait(use_awaitable);
+    c->close();
+  };
+  auto done = asio::co_spawn(f.io, test, asio::use_future);
+  f.io.run_for(std::chrono::seconds(5));
+  done.get();
+  ASSERT_EQ(order.size(), 2u);
+  EXPECT_EQ(order[0], "fast") << "the fast reply overtook the slow one on the same connection";
+  EXPECT_EQ(order[1], "slow");
+}
+
+TEST(RpcService, PipelineDepthBoundsRequestsInFlight) {
+  Fixture f;
+  f.options.pipeline_depth = 2;
+  f.serve_one();
+  auto test = [&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    auto c = co_await Client::connect(ex, "127.0.0.1", f.port());
+    std::uint32_t ms = 100;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::future<void>> calls;
+    for (int i = 0; i < 4; ++i) {
+      auto one = [c, &ms]() -> asio::awaitable<void> {
+        auto r = co_await c->call(static_cast<Opcode>(40), {}, asio::buffer(&ms, 4));
+        EXPECT_EQ(r.status, Status::ok);
+      };
+      calls.push_back(asio::co_spawn(ex, one, asio::use_future));
+    }
+    while (c->in_flight() > 0) {
+      asio::steady_timer t(ex, std::chrono::milliseconds(5));
+      co_await t.async_wait(use_awaitable);
+    }
+    // Four 100 ms requests, two at a time: about 200 ms, not 100 ms.
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(190));
+    c->close();
+  };
+  auto done = asio::co_spawn(f.io, test, asio::use_future);
+  f.io.run_for(std::chrono::seconds(5));
+  done.get();
+}
+
+TEST(RpcService, ClientTimesOutAndDropsTheLateReply) {
+  Fixture f;
+  f.serve_one();
+  auto test = [&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    ClientOptions o;
+    o.request_timeout = std::chrono::milliseconds(50);
+    auto c = co_await Client::connect(ex, "127.0.0.1", f.port(), o);
+    std::uint32_t ms = 200;
+    bool timed_out = false;
+    try {
+      co_await c->call(static_cast<Opcode>(40), {}, asio::buffer(&ms, 4));
+    } catch (const std::system_error& e) {
+      timed_out = e.code() == make_error_code(errc::timed_out);
+    }
+    EXPECT_TRUE(timed_out);
+    auto r = co_await c->call(static_cast<Opcode>(41), "xy");  // the connection still works
+    EXPECT_EQ(r.message(), "yx");
+    asio::steady_timer t(ex, std::chrono::milliseconds(300));  // the late reply arrives, dropped
+    co_await t.async_wait(use_awaitable);
+    r = co_await c->call(static_cast<Opcode>(41), "ok");
+    EXPECT_EQ(r.message(), "ko");
+    c->close();
+  };
+  auto done = asio::co_spawn(f.io, test, asio::use_future);
+  f.io.run_for(std::chrono::seconds(5));
+  done.get();
+}
+
+TEST(RpcFrame, EncodeDecodeAndRejects) {
+  FrameHeader h;
+  h.opcode = 3;
+  h.flags = flags::response | flags::created;
+  h.status = Status::not_found;
+  h.request_id = 0x0102030405060708;
+  h.key_length = 250;
+  h.payload_length = std::uint64_t{5} << 32;
+  auto b = encode(h);
+  EXPECT_EQ(b[0], std::byte{'B'});
+  EXPECT_EQ(b[3], std::byte{'1'});
+  EXPECT_EQ(b[8], std::byte{0x08}) << "little-endian";
+  FrameHeader d;
+  ASSERT_EQ(decode(b.data(), d), DecodeError::none);
+  EXPECT_EQ(d.request_id, h.request_id);
+  EXPECT_EQ(d.payload_length, h.payload_length);
+  EXPECT_EQ(d.status, Status::not_found);
+  auto bad = b;
+  bad[4] = std::byte{2};
+  EXPECT_EQ(decode(bad.data(), d), DecodeError::bad_version);
+  bad = b;
+  bad[6] = std::byte{0x80};
+  EXPECT_EQ(decode(bad.data(), d), DecodeError::bad_flags);
+  bad = b;
+  bad[21] = std::byte{1};
+  EXPECT_EQ(decode(bad.data(), d), DecodeError::bad_reserved);
+  bad = b;
+  bad[0] = std::byte{0};
+  EXPECT_EQ(decode(bad.data(), d), DecodeError::bad_magic);
+  EXPECT_TRUE(valid_key("a.b_c~d-E9"));
+  EXPECT_FALSE(valid_key(""));
+  EXPECT_FALSE(valid_key(std::string(251, 'a')));
+  EXPECT_FALSE(valid_key("a/b"));
+}
+
+}  // namespace
+}  // namespace bufpool::rpc
