@@ -12,15 +12,18 @@ DEPS := cmake ninja-build g++ make ccache pkg-config clang-format \
         libtomlplusplus-dev libcli11-dev libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev \
         curl prometheus
 
-.PHONY: all deps configure build test bench asan tsan ci format clean help
+.PHONY: all deps configure build test bench asan tsan ci format clean help run dist dist-check
 all: build
 
 help:
+	@echo "make run    install missing packages, build, start bufpool-server with configs/bufpool.toml"
 	@echo "make test   install missing packages, build ($(PRESET)), run every test with ctest"
 	@echo "make bench  build and run the Google Benchmark binaries (release)"
 	@echo "make asan   build and test with AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make tsan   build and run the concurrency tests with ThreadSanitizer"
 	@echo "make ci     what CI runs: test, asan, tsan"
+	@echo "make dist   stage the server for a container in build/dist (what the Dockerfile copies)"
+	@echo "make dist-check  stage it and check it: runs, finds its libraries, config is valid"
 	@echo "make format clang-format every source file in place"
 
 deps:
@@ -52,7 +55,30 @@ bench:
 	$(MAKE) build PRESET=release
 	perf/run_benchmarks.sh build/release/perf
 
-ci: test asan tsan
+ci: test asan tsan dist-check
+
+run: build
+	build/$(PRESET)/server/bufpool-server --config configs/bufpool.toml
+
+# The container's contents: build/dist/root is copied to / in the runtime image, and
+# build/dist/runtime-deps lists the Debian packages that hold the server's shared libraries.
+DIST := build/dist
+dist: build
+	rm -rf $(DIST)
+	DESTDIR=$(CURDIR)/$(DIST)/root cmake --install build/$(PRESET) --prefix /usr/local --component server
+	install -D -m 0644 configs/container.toml $(DIST)/root/etc/bufpool/bufpool.toml
+	for lib in $$(ldd $(DIST)/root/usr/local/bin/bufpool-server | awk '/=>/ {print $$3}'); do \
+	  real=$$(readlink -f $$lib); \
+	  dpkg -S "$$real" 2>/dev/null || dpkg -S "/usr$$real" 2>/dev/null || dpkg -S "$${real#/usr}"; \
+	done | cut -d: -f1 | sort -u > $(DIST)/runtime-deps
+	@echo "staged in $(DIST): runtime packages: $$(tr '\n' ' ' < $(DIST)/runtime-deps)"
+
+dist-check: dist
+	test -s $(DIST)/runtime-deps
+	$(DIST)/root/usr/local/bin/bufpool-server --version
+	$(DIST)/root/usr/local/bin/bufpool-server --check-config --config $(DIST)/root/etc/bufpool/bufpool.toml
+	! ldd $(DIST)/root/usr/local/bin/bufpool-server | grep -q 'not found'
+	grep -q '^HEALTHCHECK' Dockerfile && grep -q '^USER 10001' Dockerfile && grep -q '^STOPSIGNAL SIGTERM' Dockerfile
 
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i

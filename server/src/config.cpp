@@ -381,6 +381,9 @@ Invocation parse_invocation(int argc, const char* const* argv, const char* (*env
   app.add_flag("--check-config", inv.check_config,
                "check the configuration, print it, and exit (0 valid, 2 invalid)");
   app.add_flag("-V,--version", inv.show_version, "print the version and exit");
+  app.add_flag("--health-check", inv.health_check,
+               "ask the server configured here for GET /healthz; exit 0 if it answers 200, else 1 "
+               "(for container HEALTHCHECKs: no curl needed)");
   std::vector<std::string> values(settings().size());
   std::vector<CLI::Option*> options;
   for (std::size_t i = 0; i < settings().size(); ++i) {

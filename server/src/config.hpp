@@ -68,6 +68,7 @@ struct Invocation {
   Config config;
   std::optional<std::string> config_file;
   bool check_config = false;
+  bool health_check = false;
   bool show_version = false;
   bool show_help = false;
   std::string help_text;  // filled when show_help

@@ -255,3 +255,21 @@ TEST(HttpServer, StatsMetricsHealthAndConnections) {
 
 }  // namespace
 }  // namespace bufpool
+
+namespace bufpool {
+namespace {
+
+TEST(HttpServer, HealthCheckModeForContainers) {
+  ServerProcess server;
+  const std::string check = std::string(BUFPOOL_SERVER_BIN) +
+                            " --health-check --rpc-listen '' --http-listen 127.0.0.1:" +
+                            std::to_string(server.http_port) + " 2>&1";
+  EXPECT_EQ(test::run(check).first, 0);
+  EXPECT_EQ(server.stop(), 0) << server.log();
+  auto [rc, out] = test::run(check);
+  EXPECT_EQ(rc, 1) << "nothing listens any more";
+  EXPECT_NE(out.find("health check:"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace bufpool
