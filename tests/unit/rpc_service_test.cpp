@@ -72,8 +72,10 @@ TEST(RpcService, ResponsesComeBackInCompletionOrder) {
     };
     auto a = asio::co_spawn(ex, slow, asio::use_future);  // sent first
     auto b = asio::co_spawn(ex, fast, asio::use_future);
-    asio::steady_timer t(ex, std::chrono::milliseconds(400));
-    co_await t.async_wait(use_awaitable);
+    while (order.size() < 2) {  // both replies, however slow the machine
+      asio::steady_timer t(ex, std::chrono::milliseconds(5));
+      co_await t.async_wait(use_awaitable);
+    }
     c->close();
   };
   auto done = asio::co_spawn(f.io, test, asio::use_future);
