@@ -12,13 +12,15 @@ DEPS := cmake ninja-build g++ make ccache pkg-config clang-format \
         libtomlplusplus-dev libcli11-dev libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev \
         curl prometheus
 
-.PHONY: all deps configure build test bench asan tsan ci format clean help run dist dist-check
+.PHONY: all deps bench-deps configure build test bench bench-server asan tsan ci format clean help \
+        run dist dist-check
 all: build
 
 help:
 	@echo "make run    install missing packages, build, start bufpool-server with configs/bufpool.toml"
 	@echo "make test   install missing packages, build ($(PRESET)), run every test with ctest"
 	@echo "make bench  build and run the Google Benchmark binaries (release)"
+	@echo "make bench-server  bufpool-server's HTTP GET throughput with wrk, against nginx"
 	@echo "make asan   build and test with AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make tsan   build and run the concurrency tests with ThreadSanitizer"
 	@echo "make ci     what CI runs: test, asan, tsan"
@@ -26,8 +28,8 @@ help:
 	@echo "make dist-check  stage it and check it: runs, finds its libraries, config is valid"
 	@echo "make format clang-format every source file in place"
 
-deps:
-	@missing=$$(for p in $(DEPS); do \
+# Installs the missing packages of a list, and nothing when all are there.
+install_missing = missing=$$(for p in $(1); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
 	done); \
 	if [ -n "$$missing" ]; then \
@@ -35,6 +37,14 @@ deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+deps:
+	@$(call install_missing,$(DEPS))
+
+# For perf/server_bench.sh: load generator and the baseline server.
+BENCH_DEPS := wrk nginx-light
+bench-deps:
+	@$(call install_missing,$(BENCH_DEPS))
 
 configure: deps
 	cmake --preset $(PRESET)
@@ -54,6 +64,10 @@ tsan:
 bench:
 	$(MAKE) build PRESET=release
 	perf/run_benchmarks.sh build/release/perf
+
+bench-server: bench-deps
+	$(MAKE) build PRESET=release
+	perf/server_bench.sh
 
 ci: test asan tsan dist-check
 
