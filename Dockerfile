@@ -1,4 +1,4 @@
-# bufpool-server. The build stage runs the same Make targets as CI (make test, then make dist);
+# bufpool-server. The build stage runs the same Make targets as CI (make test, make dist-check);
 # the runtime stage has only the runtime libraries, listed by the build (build/dist/runtime-deps).
 #   docker build -t bufpool .
 #   docker run --rm -p 8080:8080 -p 9090:9090 -e BUFPOOL_MAX_MEMORY=2GiB bufpool
@@ -8,9 +8,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends make ca-certifi
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-# make deps installs the toolchain and libraries (Debian packages only); make test builds and runs
-# every test; make dist stages the server, its config and its runtime package list in build/dist.
-RUN make test CI=true && make dist
+# make test installs the toolchain and libraries (Debian packages only), builds and runs every
+# test; make dist-check stages the server, its config and its runtime package list in build/dist
+# and checks them, as CI does.
+RUN make test CI=true && make dist-check
 
 FROM debian:bookworm-slim
 COPY --from=build /src/build/dist/runtime-deps /tmp/runtime-deps
