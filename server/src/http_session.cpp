@@ -16,6 +16,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <cstring>
+#include <limits>
 #include <memory>
 
 #include "json.hpp"
@@ -165,7 +166,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       if (server_.draining() || close_after_response_) co_return;
       http::request_parser<http::empty_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(config_.max_header_size));
-      parser.body_limit(boost::none);  // the handlers check Content-Length themselves
+      parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // checked by the handlers
       between_requests_ = buffer_.size() == 0;
       info_->busy.store(!between_requests_, std::memory_order_relaxed);
       error_code ec;
