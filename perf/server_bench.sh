@@ -49,13 +49,22 @@ for size in 4096 65536 1048576; do
   curl -s -o /dev/null -X PUT --data-binary @"$work/www/v1/buffers/v$size" \
     "http://127.0.0.1:$port/v1/buffers/v$size"
 done
+chmod -R a+rX "$work"  # nginx's workers drop root: they must be able to read the files
 nginx -c "$work/nginx.conf" -p "$work"
 sleep 0.3
+for size in 4096 65536 1048576; do  # both must serve the same bytes, or the figures mean nothing
+  for p in "$port" "$nport"; do
+    got=$(curl -s "http://127.0.0.1:$p/v1/buffers/v$size" | cmp - "$work/www/v1/buffers/v$size" &&
+          echo same)
+    [ "$got" = same ] || { echo "server_bench: port $p does not serve v$size correctly" >&2; exit 1; }
+  done
+done
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 run_wrk() {  # url -> "req/s p99"
   local out rps p99
   out=$(wrk -t1 -c32 -d"$DUR" --latency "$1")
+  if grep -q "Non-2xx" <<<"$out"; then echo "server_bench: errors from $1" >&2; exit 1; fi
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   echo "$rps $p99"
