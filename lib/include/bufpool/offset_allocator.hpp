@@ -280,7 +280,9 @@ class BasicOffsetAllocator {
     Offset size = 0;
     std::uint32_t prev = nil, next = nil;  // address order; `next` also chains unused nodes
     std::uint32_t hleft = nil, hright = nil, hparent = nil;  // leftist heap by offset
-    std::uint8_t rank = 0;  // leftist heap: 1 + rank of the right child; 0 for the sentinel
+    // Leftist heap ranks of the two children (a node's own rank is rrank + 1, an empty heap's
+    // is 0). Kept in the parent so that restoring the shape never loads a left child.
+    std::uint8_t lrank = 0, rrank = 0;
     bool is_free = false;
   };
   static_assert(sizeof(Offset) != 4 || sizeof(Node) == 32, "a 32-bit node is 32 bytes");
@@ -324,7 +326,7 @@ class BasicOffsetAllocator {
     const Offset size = n(x).size;
     const std::uint32_t b = bin_of(size);
     n(x).hleft = n(x).hright = n(x).hparent = nil;
-    n(x).rank = 1;
+    n(x).lrank = n(x).rrank = 0;
     ++free_regions_;
     if (b < exact_limit) {
       if (root_[b] == nil) bins_.set(b);
@@ -350,9 +352,10 @@ class BasicOffsetAllocator {
     const std::uint32_t rest = heap_merge(n(x).hleft, n(x).hright);
     const std::uint32_t p = n(x).hparent;
     if (p != nil) {  // inside its heap
-      (n(p).hleft == x ? n(p).hleft : n(p).hright) = rest;
+      const bool left = n(p).hleft == x;
+      (left ? n(p).hleft : n(p).hright) = rest;
       if (rest != nil) n(rest).hparent = p;
-      heap_fix_ranks(p);
+      heap_fix_ranks(p, left, heap_rank(rest));
       return;
     }
     // x is the lowest offset of its size: whatever is left of the heap takes its place.
@@ -391,21 +394,37 @@ class BasicOffsetAllocator {
         a = r;
       }
     }
+    std::uint8_t child = heap_rank(b);  // the path runs through right children
     for (std::uint32_t x = a;; x = n(x).hparent) {
       Node& node = n(x);
-      if (n(node.hleft).rank < n(node.hright).rank) std::swap(node.hleft, node.hright);
-      node.rank = static_cast<std::uint8_t>(n(node.hright).rank + 1);
+      node.rrank = child;
+      if (node.lrank < node.rrank) {
+        std::swap(node.hleft, node.hright);
+        std::swap(node.lrank, node.rrank);
+      }
+      child = static_cast<std::uint8_t>(node.rrank + 1);
       if (x == root) return root;
     }
   }
-  // Restores ranks (and the left-heavy shape) from p up, after one of p's subtrees changed.
-  void heap_fix_ranks(std::uint32_t p) noexcept {
-    while (p != nil) {
-      if (n(n(p).hleft).rank < n(n(p).hright).rank) std::swap(n(p).hleft, n(p).hright);
-      const auto rank = static_cast<std::uint8_t>(n(n(p).hright).rank + 1);
-      if (rank == n(p).rank) return;
-      n(p).rank = rank;
-      p = n(p).hparent;
+  std::uint8_t heap_rank(std::uint32_t x) const noexcept {
+    return x == nil ? 0 : static_cast<std::uint8_t>(n(x).rrank + 1);
+  }
+  // After p's left (or right) subtree changed to one of rank `rank`: restores the left-heavy
+  // shape and the cached ranks from p up, as far as p's rank changes.
+  void heap_fix_ranks(std::uint32_t p, bool left, std::uint8_t rank) noexcept {
+    for (;;) {
+      Node& node = n(p);
+      const auto before = static_cast<std::uint8_t>(node.rrank + 1);
+      (left ? node.lrank : node.rrank) = rank;
+      if (node.lrank < node.rrank) {
+        std::swap(node.hleft, node.hright);
+        std::swap(node.lrank, node.rrank);
+      }
+      rank = static_cast<std::uint8_t>(node.rrank + 1);
+      const std::uint32_t up = node.hparent;
+      if (rank == before || up == nil) return;
+      left = n(up).hleft == p;
+      p = up;
     }
   }
   // The smallest free size class of at least `size`: its lowest-offset region, or nil.
