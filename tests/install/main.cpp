@@ -1,5 +1,7 @@
 // Built against the installed tree only: proves the headers, library and package config work.
 #include <bufpool/buddy_pool.hpp>
+#include <bufpool/client.hpp>
+#include <bufpool/rpc/service.hpp>
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
@@ -16,6 +18,15 @@ int main() {
                         done = !ec && b.capacity() == 256 * bufpool::KiB;
                       }));
   io.run();
+  // The RPC library and the client link from the installed package too.
+  bufpool::rpc::Service service;
+  service.on(bufpool::rpc::Opcode::ping, false,
+             [](bufpool::rpc::Request) -> boost::asio::awaitable<bufpool::rpc::Response> {
+               co_return bufpool::rpc::Response{};
+             });
+  const auto encoded = bufpool::rpc::encode(bufpool::rpc::FrameHeader{.opcode = 1});
+  done = done && service.find(1) != nullptr && encoded.size() == bufpool::rpc::header_size &&
+         bufpool::rpc::make_error_code(bufpool::rpc::Status::not_found).message() == "NOT_FOUND";
   std::printf("consumer: %s\n", done ? "ok" : "FAILED");
   return done ? 0 : 1;
 }
