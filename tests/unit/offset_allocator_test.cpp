@@ -4,7 +4,74 @@
 
 #include <map>
 #include <random>
+#include <string>
 #include <vector>
+
+namespace bufpool::detail {
+struct OffsetAllocatorInspector {
+  template <typename A>
+  static std::size_t overflowed(const A& a) {
+    return a.overflow_count_;
+  }
+
+  // Every structural invariant, checked the slow way. Returns "" or the first broken one.
+  template <typename A>
+  static std::string check(const A& a) {
+    using Offset = decltype(a.capacity_);
+    // Address order: regions tile [0, capacity) and no two free regions touch.
+    Offset expect = 0;
+    std::size_t free_count = 0;
+    std::uint32_t prev = A::nil;
+    for (std::uint32_t x = a.head_; x != A::nil; x = a.n(x).next) {
+      const auto& node = a.n(x);
+      if (node.prev != prev) return "prev link";
+      if (node.offset != expect) return "regions do not tile the range";
+      if (node.size == 0) return "empty region";
+      if (node.is_free && prev != A::nil && a.n(prev).is_free) return "adjacent free regions";
+      free_count += node.is_free;
+      expect = node.offset + node.size;
+      prev = x;
+    }
+    if (a.tail_ != prev || expect != a.capacity_) return "tail";
+    if (free_count != a.free_region_count()) return "free region count";
+    // Heaps: offset order, parent links, cached ranks, left-heavy shape, one size per heap.
+    std::size_t in_heaps = 0;
+    std::string error;
+    auto heap = [&](auto&& self, std::uint32_t x, std::uint32_t parent, Offset size) -> int {
+      if (x == A::nil) return 0;
+      const auto& node = a.n(x);
+      ++in_heaps;
+      if (!node.is_free) error = "allocated region in a heap";
+      if (node.size != size) error = "wrong size in a heap";
+      if (node.hparent != parent) error = "heap parent link";
+      if (parent != A::nil && a.n(parent).offset > node.offset) error = "heap order";
+      const int l = self(self, node.hleft, x, size);
+      const int r = self(self, node.hright, x, size);
+      if (node.lrank != l || node.rrank != r) error = "cached child rank";
+      if (l < r) error = "not left-heavy";
+      return r + 1;
+    };
+    for (std::size_t b = 0; b < A::bin_count; ++b) {
+      const bool marked = a.bins_.test(b);
+      if (marked != (a.root_[b] != A::nil)) return "bin bitmap";
+      if (!marked) continue;
+      if (b < A::exact_limit) {
+        if (a.n(a.root_[b]).hparent != A::nil) return "root with a parent";
+        heap(heap, a.root_[b], A::nil, a.n(a.root_[b]).size);
+      } else {
+        for (std::uint32_t c = a.tree().minimum(a.root_[b]); c != A::nil;
+             c = a.tree().successor(c)) {
+          if (A::bin_of(a.n(c).size) != b) return "size in the wrong bin";
+          heap(heap, c, A::nil, a.n(c).size);
+        }
+      }
+      if (!error.empty()) return error;
+    }
+    if (in_heaps != free_count) return "free regions missing from the heaps";
+    return "";
+  }
+};
+}  // namespace bufpool::detail
 
 namespace bufpool {
 namespace {
@@ -253,6 +320,9 @@ TEST(OffsetAllocator, RandomizedAgainstModel) {
       live[i] = live.back();
       live.pop_back();
     }
+    if (step % 97 == 0) {
+      ASSERT_EQ(detail::OffsetAllocatorInspector::check(a), "") << "step " << step;
+    }
     std::uint32_t free_units = 0;
     if (step % 101 == 0) {
       for (auto u : used)
@@ -296,15 +366,6 @@ TEST(OffsetAllocator, RandomizedAgainstModel) {
 
 }  // namespace
 }  // namespace bufpool
-
-namespace bufpool::detail {
-struct OffsetAllocatorInspector {
-  template <typename A>
-  static std::size_t overflowed(const A& a) {
-    return a.overflow_count_;
-  }
-};
-}  // namespace bufpool::detail
 
 namespace bufpool {
 namespace {
@@ -424,6 +485,9 @@ TEST(OffsetAllocator, RandomizedAcrossClassesAndTableOverflow) {
       ASSERT_EQ(a.free_regions(), expect) << "step " << step;
     }
     max_overflow = std::max(max_overflow, detail::OffsetAllocatorInspector::overflowed(a));
+    if (step % 7 == 0) {
+      ASSERT_EQ(detail::OffsetAllocatorInspector::check(a), "") << "step " << step;
+    }
   }
   std::printf("most allocations in the overflow tree at once: %zu\n", max_overflow);
   EXPECT_GT(max_overflow, 0u) << "the run never reached the overflow tree";
