@@ -74,6 +74,50 @@ const char* reason(int status) {
   }
 }
 
+// A bump allocator over one block per connection, reset before each request, for Beast's header
+// fields (one allocation per field): parsing a header then makes no heap call. A header with more
+// than the block holds spills to the heap.
+class HeaderArena {
+ public:
+  explicit HeaderArena(std::size_t bytes)
+      : block_(std::make_unique<std::byte[]>(bytes)), size_(bytes) {}
+  void reset() noexcept { used_ = 0; }
+  void* allocate(std::size_t n, std::size_t align) {
+    const std::size_t at = (used_ + align - 1) & ~(align - 1);
+    if (at + n <= size_) {
+      used_ = at + n;
+      return block_.get() + at;
+    }
+    return ::operator new(n);
+  }
+  void deallocate(void* p, std::size_t) noexcept {
+    if (p >= block_.get() && p < block_.get() + size_) return;  // reset() takes it back
+    ::operator delete(p);
+  }
+
+ private:
+  std::unique_ptr<std::byte[]> block_;
+  std::size_t size_;
+  std::size_t used_ = 0;
+};
+
+template <typename T>
+struct ArenaAllocator {
+  using value_type = T;
+  HeaderArena* arena;
+  explicit ArenaAllocator(HeaderArena* a) noexcept : arena(a) {}
+  template <typename U>
+  ArenaAllocator(const ArenaAllocator<U>& other) noexcept : arena(other.arena) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(arena->allocate(n * sizeof(T), alignof(T))); }
+  void deallocate(T* p, std::size_t n) noexcept { arena->deallocate(p, n * sizeof(T)); }
+  template <typename U>
+  bool operator==(const ArenaAllocator<U>& other) const noexcept {
+    return arena == other.arena;
+  }
+};
+
+using RequestParser = http::request_parser<http::empty_body, ArenaAllocator<char>>;
+
 struct RequestDeleter {
   void operator()(RequestContext* r) const noexcept {
     r->~RequestContext();
@@ -89,7 +133,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
         config_(server.config()),
         socket_(std::move(socket)),
         watchdog_(socket_.get_executor()),
-        buffer_(config_.max_header_size + read_chunk) {}
+        buffer_(config_.max_header_size + read_chunk),
+        arena_(2 * config_.max_header_size) {}
 
   void start() {
     error_code ec;
@@ -164,7 +209,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   asio::awaitable<void> serve() {
     for (;;) {
       if (server_.draining() || close_after_response_) co_return;
-      http::request_parser<http::empty_body> parser;
+      arena_.reset();  // the previous request's parser is gone
+      RequestParser parser(std::piecewise_construct, std::make_tuple(),
+                           std::make_tuple(ArenaAllocator<char>(&arena_)));
       parser.header_limit(static_cast<std::uint32_t>(config_.max_header_size));
       parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // checked by the handlers
       between_requests_ = buffer_.size() == 0;
@@ -231,7 +278,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
   // --- requests ------------------------------------------------------------------------------
   // Returns false when the connection must close after this request.
-  asio::awaitable<bool> handle(http::request_parser<http::empty_body>& parser) {
+  asio::awaitable<bool> handle(RequestParser& parser) {
     auto& req = parser.get();
     RequestPtr rc(new (server_.request_nodes().allocate()) RequestContext{});
     rc->start_ns = now_ns();
@@ -260,7 +307,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
         co_await get(key, method == http::verb::head);
       } else if (method == http::verb::delete_) {
         if (server_.store().erase(key)) {
-          co_await send(204, "", {}, {}, false);
+          co_await send(204, {}, {}, {}, 0, false);
         } else {
           co_await send_error(404, "not_found", "no such key");
         }
@@ -406,10 +453,10 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (!body.ok) co_return;
     switch (server_.store().put(key, SharedBuffer(std::move(body.buffer)))) {
       case BufferStore::PutResult::created:
-        co_await send(201, "", {}, {}, false);
+        co_await send(201, {}, {}, {}, 0, false);
         break;
       case BufferStore::PutResult::replaced:
-        co_await send(204, "", {}, {}, false);
+        co_await send(204, {}, {}, {}, 0, false);
         break;
       case BufferStore::PutResult::no_room:
         co_await send_error(507, "key_space_full", "the key arena or max_keys is full");
@@ -425,14 +472,14 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     }
     // `value` holds a reference: the bytes stay alive for the whole write, whatever happens to
     // the key meanwhile.
-    co_await send(200, "Content-Type: application/octet-stream\r\n",
+    co_await send(200, "application/octet-stream", {},
                   asio::const_buffer(value->data(), value->size()), value->size(), head);
   }
 
   asio::awaitable<void> echo(const boost::optional<std::uint64_t>& length, bool chunked) {
     Body body = co_await read_body(length, chunked);
     if (!body.ok) co_return;
-    co_await send(200, "Content-Type: application/octet-stream\r\n",
+    co_await send(200, "application/octet-stream", {},
                   asio::const_buffer(body.buffer.data(), body.buffer.size()), body.buffer.size(),
                   false);
   }
@@ -448,19 +495,23 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
   asio::awaitable<void> send_text(int status, std::string_view type, std::string text, bool head,
                                   std::string_view extra = {}) {
-    const std::string headers = fmt::format("Content-Type: {}\r\n{}", type, extra);
-    co_await send(status, headers, asio::buffer(text), text.size(), head);
+    co_await send(status, type, extra, asio::buffer(text), text.size(), head);
   }
 
-  // Writes the status line and headers, then `body` (unless `head`), gathered in one write.
-  asio::awaitable<void> send(int status, std::string_view headers, asio::const_buffer body,
-                             std::size_t content_length, bool head) {
+  // Writes the status line and headers, then `body` (unless `head`), gathered in one write. The
+  // header is formatted into a buffer the connection keeps, so a response allocates nothing.
+  asio::awaitable<void> send(int status, std::string_view content_type, std::string_view extra,
+                             asio::const_buffer body, std::size_t content_length, bool head) {
     if (request_) request_->status = status;
     const bool closing = !keep_alive_ || close_after_response_ || server_.draining();
-    head_ = fmt::format(
-        "HTTP/1.1 {} {}\r\nServer: bufpool\r\n{}{}{}\r\n", status, reason(status), headers,
-        status == 204 ? std::string() : fmt::format("Content-Length: {}\r\n", content_length),
-        closing ? "Connection: close\r\n" : "");
+    head_.clear();
+    auto out = std::back_inserter(head_);
+    fmt::format_to(out, "HTTP/1.1 {} {}\r\nServer: bufpool\r\n", status, reason(status));
+    if (!content_type.empty()) fmt::format_to(out, "Content-Type: {}\r\n", content_type);
+    head_ += extra;
+    if (status != 204) fmt::format_to(out, "Content-Length: {}\r\n", content_length);
+    if (closing) head_ += "Connection: close\r\n";
+    head_ += "\r\n";
     if (closing) keep_alive_ = false;
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
                                                     head ? asio::const_buffer() : body};
@@ -499,6 +550,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   tcp::socket socket_;
   asio::steady_timer watchdog_;
   beast::flat_buffer buffer_;
+  HeaderArena arena_;
   Clock::time_point deadline_ = Clock::time_point::max();
   ConnectionInfo* info_ = nullptr;
   RequestContext* request_ = nullptr;

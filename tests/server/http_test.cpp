@@ -273,3 +273,25 @@ TEST(HttpServer, HealthCheckModeForContainers) {
 
 }  // namespace
 }  // namespace bufpool
+
+namespace bufpool {
+namespace {
+
+// Header fields live in a per-connection arena; a header with more fields than it holds spills
+// to the heap, and the next request on the connection starts from an empty arena again.
+TEST(HttpServer, HeadersWithManyFields) {
+  ServerProcess server;
+  std::string fields;
+  for (int i = 0; i < 400; ++i)
+    fields += "X-" + std::to_string(i) + ": v\r\n";  // about 4.5 KiB, 400 fields
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: t\r\n" + fields + "\r\n";
+  const std::string replies = exchange(server.http_port, request + request + request, 3, false);
+  int oks = 0;
+  for (std::size_t at = 0; (at = replies.find("HTTP/1.1 200", at)) != std::string::npos; ++at)
+    ++oks;
+  EXPECT_EQ(oks, 3) << replies;
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+}  // namespace
+}  // namespace bufpool
