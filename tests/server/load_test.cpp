@@ -308,3 +308,55 @@ TEST(ServerFaults, SigtermDuringUploads) {
 
 }  // namespace
 }  // namespace bufpool
+
+namespace bufpool {
+namespace {
+
+// Random bytes, and random mutations of valid requests, at both ports: the server answers or
+// closes, never crashes, and holds no memory afterwards.
+TEST(ServerFaults, GarbageNeverCrashesTheServer) {
+  constexpr std::uint64_t seed = 0x6a7ba6e;
+  std::printf("garbage: seed=%llu\n", static_cast<unsigned long long>(seed));
+  ServerProcess server({"--read-timeout", "200ms", "--max-object-size", "1MiB"});
+  std::mt19937_64 rng(seed);
+  const std::string http_ok =
+      "PUT /v1/buffers/g HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789";
+  rpc::FrameHeader h;
+  h.opcode = static_cast<std::uint8_t>(rpc::Opcode::put);
+  h.request_id = 5;
+  h.key_length = 1;
+  h.payload_length = 4;
+  const auto rpc_header = rpc::encode(h);
+  std::string rpc_ok(reinterpret_cast<const char*>(rpc_header.data()), rpc_header.size());
+  rpc_ok += "gabcd";
+  for (int i = 0; i < 300; ++i) {
+    const bool http = i % 2 == 0;
+    std::string bytes = http ? http_ok : rpc_ok;
+    if (i % 3 == 0) {  // pure noise
+      bytes.resize(1 + rng() % 300);
+      for (auto& c : bytes)
+        c = static_cast<char>(rng());
+    } else {  // a valid request with a few bytes changed
+      for (int k = 0, flips = 1 + static_cast<int>(rng() % 4); k < flips; ++k)
+        bytes[rng() % bytes.size()] = static_cast<char>(rng());
+    }
+    asio::io_context io;
+    tcp::socket s(io);
+    s.connect({asio::ip::make_address("127.0.0.1"), http ? server.http_port : server.rpc_port});
+    boost::system::error_code ec;
+    asio::write(s, asio::buffer(bytes), ec);
+    s.shutdown(tcp::socket::shutdown_send, ec);  // no more: the server answers, times out or closes
+    char buf[4096];
+    while (!ec)
+      s.read_some(asio::buffer(buf), ec);
+  }
+  EXPECT_EQ(http_get(server.http_port, "/healthz"), "ok\n");
+  // Every live pool buffer is a stored value: nothing is held for a connection that is gone.
+  EXPECT_TRUE(eventually([&] {
+    return stat(server.http_port, "bytes_requested") == stat(server.http_port, "value_bytes");
+  })) << http_get(server.http_port, "/v1/stats");
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+}  // namespace
+}  // namespace bufpool
