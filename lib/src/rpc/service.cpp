@@ -18,7 +18,6 @@ using error_code = boost::system::error_code;
 namespace {
 constexpr std::size_t read_buffer_size = 64 * 1024;
 constexpr std::size_t write_chunk = 4u << 20;
-constexpr std::size_t max_batch = 64;  // responses gathered into one write
 }  // namespace
 
 void Service::on(std::uint8_t opcode, bool needs_key, Handler handler) {
@@ -38,6 +37,15 @@ struct Connection::Outgoing {
     };
     return std::visit(V{}, response.payload);
   }
+};
+
+// A coroutine that runs handlers, one request at a time; woken through its own timer.
+struct Connection::Worker {
+  explicit Worker(const asio::any_io_executor& ex) : wake(ex, Clock::time_point::max()) {}
+  asio::steady_timer wake;
+  Request request;
+  const Handler* handler = nullptr;
+  bool has_request = false;
 };
 
 Connection::Connection(tcp::socket socket, const Service& service, BuddyPool& pool,
@@ -115,6 +123,41 @@ asio::awaitable<void> Connection::run() {
     co_await wake_reader_.async_wait(as_tuple(use_awaitable));
   }
   close_socket();
+  stop_workers_ = true;
+  for (auto& w : workers_)
+    w->wake.cancel();
+}
+
+void Connection::dispatch(Request request, const Handler* handler) {
+  Worker* w;
+  if (!idle_.empty()) {
+    w = idle_.back();
+    idle_.pop_back();
+  } else {
+    workers_.push_back(std::make_unique<Worker>(socket_.get_executor()));
+    w = workers_.back().get();
+    auto self = shared_from_this();
+    auto loop = [self, w] { return self->work(w); };
+    asio::co_spawn(socket_.get_executor(), loop, asio::detached);
+  }
+  w->request = std::move(request);
+  w->handler = handler;
+  w->has_request = true;
+  w->wake.cancel();
+}
+
+asio::awaitable<void> Connection::work(Worker* w) {
+  for (;;) {
+    while (!w->has_request) {
+      if (stop_workers_) co_return;
+      w->wake.expires_at(Clock::time_point::max());
+      co_await w->wake.async_wait(as_tuple(use_awaitable));
+    }
+    w->has_request = false;
+    co_await handle(std::move(w->request), w->handler);
+    w->request = Request{};
+    idle_.push_back(w);
+  }
 }
 
 // Makes at least n unread bytes available. `first`: waiting for a new frame (idle timeout).
@@ -149,7 +192,13 @@ asio::awaitable<bool> Connection::skip(std::uint64_t n) {
 }
 
 void Connection::push(std::uint8_t opcode, std::uint64_t id, Response response) {
-  auto out = std::make_unique<Outgoing>();
+  std::unique_ptr<Outgoing> out;
+  if (spare_.empty()) {
+    out = std::make_unique<Outgoing>();
+  } else {
+    out = std::move(spare_.back());
+    spare_.pop_back();
+  }
   FrameHeader h;
   h.opcode = opcode;
   h.flags = static_cast<std::uint8_t>(response.flags | flags::response);
@@ -163,7 +212,6 @@ void Connection::push(std::uint8_t opcode, std::uint64_t id, Response response) 
 }
 
 asio::awaitable<void> Connection::read_loop() {
-  auto executor = co_await asio::this_coro::executor;
   for (;;) {
     while (in_flight_ >= options_.pipeline_depth && !stop_reading_ && socket_.is_open()) {
       wake_reader_.expires_at(Clock::time_point::max());  // TCP pushes back on the client
@@ -241,12 +289,7 @@ asio::awaitable<void> Connection::read_loop() {
       request.payload = std::move(buffer);
     }
     ++in_flight_;
-    auto self = shared_from_this();
-    const Handler* handler = &entry->handler;
-    auto task = [self, handler, r = std::move(request)]() mutable {
-      return self->handle(std::move(r), handler);
-    };
-    asio::co_spawn(executor, std::move(task), asio::detached);
+    dispatch(std::move(request), &entry->handler);
   }
 }
 
@@ -278,13 +321,11 @@ asio::awaitable<void> Connection::write_loop() {
       wake_writer_.expires_at(Clock::time_point::max());
       co_await wake_writer_.async_wait(as_tuple(use_awaitable));
     }
-    batch.clear();
+    batch.swap(queue_);  // everything queued goes out in one gathered write
     buffers.clear();
-    while (!queue_.empty() && batch.size() < max_batch) {
-      batch.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-      buffers.push_back(asio::buffer(batch.back()->header));
-      if (auto p = batch.back()->payload(); p.size() > 0) buffers.push_back(p);
+    for (const auto& out : batch) {
+      buffers.push_back(asio::buffer(out->header));
+      if (auto p = out->payload(); p.size() > 0) buffers.push_back(p);
     }
     auto progress = [this](const error_code& ec, std::size_t) -> std::size_t {
       arm(options_.read_timeout);  // a peer that stops reading is cut off
@@ -293,6 +334,11 @@ asio::awaitable<void> Connection::write_loop() {
     auto [ec, n] = co_await asio::async_write(socket_, buffers, progress, as_tuple(use_awaitable));
     disarm();
     observer_->bytes_out(n);
+    for (auto& out : batch) {  // payloads are released now; the entries are kept for reuse
+      out->response = Response{};
+      spare_.push_back(std::move(out));
+    }
+    batch.clear();
     if (ec) {
       close_socket();
       queue_.clear();

@@ -7,7 +7,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -108,7 +107,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   struct Outgoing;
+  struct Worker;
   asio::awaitable<void> read_loop();
+  asio::awaitable<void> work(Worker* worker);
+  void dispatch(Request request, const Handler* handler);
   asio::awaitable<void> write_loop();
   asio::awaitable<void> watch();
   asio::awaitable<void> handle(Request request, Handler const* handler);
@@ -130,7 +132,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   std::vector<std::byte> in_;  // read buffer; [in_begin_, in_end_) holds unread bytes
   std::size_t in_begin_ = 0, in_end_ = 0;
-  std::deque<std::unique_ptr<Outgoing>> queue_;
+  // Responses to write; the writer swaps the whole vector out. Spent entries are kept in spare_
+  // and reused, so a response costs no heap call once the connection has warmed up.
+  std::vector<std::unique_ptr<Outgoing>> queue_;
+  std::vector<std::unique_ptr<Outgoing>> spare_;
+  // Handlers run on worker coroutines, started as the pipeline first needs them (at most
+  // pipeline_depth) and reused: no coroutine is spawned per request.
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<Worker*> idle_;
+  bool stop_workers_ = false;
   std::size_t in_flight_ = 0;  // requests read whose response is not yet queued
   bool reading_done_ = false;
   bool writer_done_ = false;
