@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <cstring>
+#include <span>
 
 namespace bufpool {
 
@@ -177,7 +178,9 @@ asio::awaitable<void> Client::write_loop() {
     batch_first_ = batch.front()->id;
     batch_last_ = batch.back()->id;
     writing_ = true;
-    auto [ec, n] = co_await asio::async_write(socket_, buffers, as_tuple(use_awaitable));
+    // A span, not the vector: async_write copies its buffer sequence, and a vector copy allocates.
+    auto [ec, n] = co_await asio::async_write(socket_, std::span<const asio::const_buffer>(buffers),
+                                              as_tuple(use_awaitable));
     writing_ = false;
     write_done_.cancel();
     if (ec) {

@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <cstring>
+#include <span>
 
 namespace bufpool::rpc {
 
@@ -331,7 +332,9 @@ asio::awaitable<void> Connection::write_loop() {
       arm(options_.read_timeout);  // a peer that stops reading is cut off
       return ec ? 0 : write_chunk;
     };
-    auto [ec, n] = co_await asio::async_write(socket_, buffers, progress, as_tuple(use_awaitable));
+    // A span, not the vector: async_write copies its buffer sequence, and a vector copy allocates.
+    auto [ec, n] = co_await asio::async_write(socket_, std::span<const asio::const_buffer>(buffers),
+                                              progress, as_tuple(use_awaitable));
     disarm();
     observer_->bytes_out(n);
     for (auto& out : batch) {  // payloads are released now; the entries are kept for reuse
