@@ -16,6 +16,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <cstring>
+#include <ctime>
 #include <limits>
 #include <memory>
 
@@ -117,6 +118,22 @@ struct ArenaAllocator {
 };
 
 using RequestParser = http::request_parser<http::empty_body, ArenaAllocator<char>>;
+
+// "Date: <IMF-fixdate>\r\n" (RFC 9110 requires it from a server with a clock), formatted once a
+// second per thread rather than per response.
+std::string_view date_header() {
+  thread_local std::time_t last = 0;
+  thread_local char text[64];
+  thread_local std::size_t length = 0;
+  const std::time_t now = std::time(nullptr);
+  if (now != last) {
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    length = std::strftime(text, sizeof text, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    last = now;
+  }
+  return {text, length};
+}
 
 struct RequestDeleter {
   void operator()(RequestContext* r) const noexcept {
@@ -507,6 +524,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     head_.clear();
     auto out = std::back_inserter(head_);
     fmt::format_to(out, "HTTP/1.1 {} {}\r\nServer: bufpool\r\n", status, reason(status));
+    head_ += date_header();
     if (!content_type.empty()) fmt::format_to(out, "Content-Type: {}\r\n", content_type);
     head_ += extra;
     if (status != 204) fmt::format_to(out, "Content-Length: {}\r\n", content_length);

@@ -77,6 +77,7 @@ TEST(HttpServer, RoundTripsFrom0BTo64MiB) {
     EXPECT_NE(head.headers.find("Content-Length: " + std::to_string(size)), std::string::npos)
         << head.headers;
     EXPECT_NE(head.headers.find("application/octet-stream"), std::string::npos);
+    EXPECT_NE(head.headers.find("\r\nDate: "), std::string::npos) << "RFC 9110 6.6.1";
     EXPECT_EQ(head.body, head.headers) << "HEAD: headers only (curl -I writes them as output)";
     EXPECT_EQ(curl(server, "-X DELETE " + target).code, 204);
     EXPECT_EQ(curl(server, target).code, 404);
