@@ -6,7 +6,7 @@
 namespace bufpool::server {
 
 BufferStore::BufferStore(std::size_t key_arena_bytes, std::size_t max_keys)
-    : arena_(key_arena_bytes),
+    : arena_(std::make_unique_for_overwrite<char[]>(key_arena_bytes)),
       key_space_(static_cast<std::uint32_t>(key_arena_bytes), max_keys),
       max_keys_(max_keys) {
   index_.reserve(std::min<std::size_t>(max_keys, 1 << 16));
@@ -25,7 +25,7 @@ BufferStore::PutResult BufferStore::put(std::string_view key, SharedBuffer value
   if (index_.size() >= max_keys_) return PutResult::no_room;
   auto slot = key_space_.try_allocate(static_cast<std::uint32_t>(key.size()));
   if (!slot) return PutResult::no_room;
-  char* bytes = arena_.data() + slot->offset;
+  char* bytes = arena_.get() + slot->offset;
   std::memcpy(bytes, key.data(), key.size());
   value_bytes_ += value.size();
   index_.emplace(std::string_view(bytes, key.size()), Entry{*slot, std::move(value)});

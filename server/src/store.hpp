@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -53,7 +54,7 @@ class BufferStore {
     SharedBuffer value;
   };
   mutable std::mutex mutex_;
-  std::vector<char> arena_;
+  std::unique_ptr<char[]> arena_;  // not zeroed: pages become resident as keys are written
   OffsetAllocator key_space_;
   std::unordered_map<std::string_view, Entry> index_;  // views into arena_
   std::size_t max_keys_;

@@ -522,3 +522,40 @@ TEST(OffsetAllocator, MaxAllocationsIsChecked) {
 
 }  // namespace
 }  // namespace bufpool
+
+namespace bufpool {
+namespace {
+
+std::size_t resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  unsigned long size = 0, resident = 0;
+  if (f) {
+    if (std::fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * 4096;
+}
+
+// Metadata is reserved for the worst case but becomes resident only as it is used, so a large
+// max_allocations costs address space, not memory; reset() gives the used pages back.
+TEST(OffsetAllocator, MetadataIsResidentOnlyWhenUsed) {
+  const std::size_t before = resident_bytes();
+  OffsetAllocator a(1u << 30, 4u << 20);  // room for 4 Mi allocations: 256 MiB of nodes reserved
+  EXPECT_LT(resident_bytes() - before, std::size_t{8} << 20);
+  std::vector<Alloc> v;
+  for (int i = 0; i < 100'000; ++i)
+    v.push_back(must(a.try_allocate(64)));
+  // 100,000 allocations touch 100,000 nodes (3 MiB) and, being hashed, most of the 64 MiB table
+  // (one 64-byte bucket per 6 allocations of max_allocations): the table is the part that a
+  // large max_allocations makes resident once keys spread over it.
+  const std::size_t used = resident_bytes() - before;
+  EXPECT_GT(used, std::size_t{3} << 20);
+  EXPECT_LT(used, std::size_t{80} << 20);
+  a.reset();
+  EXPECT_EQ(a.total_available(), 1u << 30);
+  EXPECT_LT(resident_bytes() - before, used / 2) << "reset() gives the pages back";
+  EXPECT_EQ(must(a.try_allocate(1u << 30)).offset, 0u);
+}
+
+}  // namespace
+}  // namespace bufpool

@@ -15,6 +15,7 @@
 
 #include "bufpool/detail/bit_tree.hpp"
 #include "bufpool/detail/index_rb_tree.hpp"
+#include "bufpool/detail/zeroed_array.hpp"
 #include "bufpool/error.hpp"
 
 namespace bufpool {
@@ -61,14 +62,16 @@ class BasicOffsetAllocator {
       throw std::system_error(make_error_code(errc::invalid_argument),
                               "bufpool::OffsetAllocator: max_allocations must be in [1, 2^30]");
     }
+    // Metadata for the worst case, in zero-filled pages that cost memory only once used: nodes
+    // are handed out from a high-water mark, so a large max_allocations is cheap until needed.
     node_count_ = static_cast<std::uint32_t>(2 * max_allocations + 2);  // + the sentinel
-    nodes_ = std::make_unique<Node[]>(node_count_);
-    links_ = std::make_unique<Link[]>(node_count_);
-    // At most max_allocations keys in 7 slots per bucket: at most 3/7 full.
+    nodes_ = detail::ZeroedArray<Node>(node_count_);
+    links_ = detail::ZeroedArray<Link>(node_count_);
+    // At most max_allocations keys in 7 slots per bucket: at most 6/7 full.
     bucket_count_ = std::bit_ceil(std::max<std::size_t>((max_allocations + 5) / 6, 2));
     bucket_shift_ = 64 - std::countr_zero(bucket_count_);
-    buckets_ = std::make_unique<Bucket[]>(bucket_count_);
-    reset(capacity);
+    buckets_ = detail::ZeroedArray<Bucket>(bucket_count_);
+    start_empty(capacity);
   }
 
   BasicOffsetAllocator(const BasicOffsetAllocator&) = delete;
@@ -471,7 +474,7 @@ class BasicOffsetAllocator {
   }
 
   // --- allocated regions: a table by offset ----------------------------------------------------
-  // Buckets of 7 slots, one cache line for 32-bit offsets, at most 3/7 full. A key lives in its
+  // Buckets of 7 slots, one cache line for 32-bit offsets, at most 6/7 full. A key lives in its
   // home bucket, or in the buddy bucket (home ^ 1) when home was full, which the home bucket
   // counts in `spilled`; when both are full it goes to an overflow red-black tree by offset (the
   // tree links are free in an allocated node). No probing runs and no moves, so lookup, insert
@@ -560,7 +563,8 @@ class BasicOffsetAllocator {
 
   // --- nodes and address order ----------------------------------------------------------------
   std::uint32_t take_node() noexcept {
-    // Never empty: regions never outnumber 2 * live + 1 and live <= max_allocations_.
+    // Never runs out: regions never outnumber 2 * live + 1 and live <= max_allocations_.
+    if (unused_ == nil) return fresh_++;  // a node never used: zero pages until now
     const std::uint32_t x = unused_;
     unused_ = n(x).next;
     return x;
@@ -599,12 +603,15 @@ class BasicOffsetAllocator {
   }
 
   void reset(Offset capacity) noexcept {
+    nodes_.zero();  // also gives the pages back
+    links_.zero();
+    buckets_.zero();
+    start_empty(capacity);
+  }
+  // The state of a new allocator over zeroed metadata: every bucket empty, no node used.
+  void start_empty(Offset capacity) noexcept {
     unused_ = nil;
-    for (std::uint32_t i = node_count_ - 1; i > 0; --i)
-      give_node(i);
-    nodes_[nil] = Node{};
-    links_[nil] = Link{};
-    std::fill_n(buckets_.get(), bucket_count_, Bucket{});
+    fresh_ = 1;  // node 0 is the sentinel
     overflow_root_ = nil;
     overflow_count_ = 0;
     root_.fill(nil);
@@ -617,14 +624,15 @@ class BasicOffsetAllocator {
     grow(capacity);
   }
 
-  std::unique_ptr<Node[]> nodes_;
-  std::unique_ptr<Link[]> links_;
+  detail::ZeroedArray<Node> nodes_;
+  detail::ZeroedArray<Link> links_;
   std::uint32_t node_count_ = 0;
-  std::uint32_t unused_ = nil;  // chain of unused nodes, through `next`
+  std::uint32_t unused_ = nil;  // chain of released nodes, through `next`
+  std::uint32_t fresh_ = 1;     // nodes from here on were never used
   std::uint32_t head_ = nil, tail_ = nil;
   std::array<std::uint32_t, bin_count> root_;
   detail::BitTree<bin_count> bins_;
-  std::unique_ptr<Bucket[]> buckets_;
+  detail::ZeroedArray<Bucket> buckets_;
   std::size_t bucket_count_ = 0;
   int bucket_shift_ = 64;
   std::uint32_t overflow_root_ = nil;
