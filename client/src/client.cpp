@@ -7,6 +7,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -87,7 +88,14 @@ asio::awaitable<std::shared_ptr<Client>> Client::connect(asio::any_io_executor e
   asio::co_spawn(executor, reader, asio::detached);
   auto writer = [client] { return client->write_loop(); };
   asio::co_spawn(executor, writer, asio::detached);
-  co_return client;
+  // The reader and writer keep `client` alive while the connection is open, so the caller gets
+  // a handle of its own: when its last copy goes, the connection is closed (on the client's
+  // executor), the loops end, and the client is freed. Dropping a client leaks nothing.
+  co_return std::shared_ptr<Client>(client.get(), [client](Client*) mutable {
+    auto self = std::move(client);
+    auto ex = self->socket_.get_executor();
+    asio::post(ex, [self = std::move(self)] { self->close(); });
+  });
 }
 
 std::string Client::Reply::message() const {

@@ -41,11 +41,13 @@ struct Fixture {
   tcp::acceptor acceptor{io, {asio::ip::make_address("127.0.0.1"), 0}};
   ConnectionOptions options;
 
+  bool served = false;  // the one connection has ended
   void serve_one() {
     auto accept = [this]() -> asio::awaitable<void> {
       auto socket = co_await acceptor.async_accept(use_awaitable);
       auto conn = std::make_shared<Connection>(std::move(socket), service, pool, options);
       co_await conn->run();
+      served = true;
     };
     asio::co_spawn(io, accept, asio::detached);
   }
@@ -143,6 +145,27 @@ TEST(RpcService, ClientTimesOutAndDropsTheLateReply) {
   auto done = asio::co_spawn(f.io, test, asio::use_future);
   f.io.run_for(std::chrono::seconds(5));
   done.get();
+}
+
+// Dropping the last copy of a client's handle closes its connection: the server sees it end.
+TEST(RpcService, DroppingTheClientClosesTheConnection) {
+  Fixture f;
+  f.serve_one();
+  auto test = [&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    auto c = co_await Client::connect(ex, "127.0.0.1", f.port());
+    auto r = co_await c->call(static_cast<Opcode>(41), "ab");
+    EXPECT_EQ(r.message(), "ba");
+    c.reset();  // no close(): the handle's end is enough
+    for (int i = 0; i < 400 && !f.served; ++i) {
+      asio::steady_timer t(ex, std::chrono::milliseconds(5));
+      co_await t.async_wait(use_awaitable);
+    }
+  };
+  auto done = asio::co_spawn(f.io, test, asio::use_future);
+  f.io.run_for(std::chrono::seconds(5));
+  done.get();
+  EXPECT_TRUE(f.served);
 }
 
 }  // namespace

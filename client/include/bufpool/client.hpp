@@ -50,7 +50,8 @@ struct ClientOptions {
 /// and erase()), errc::timed_out, errc::closed when the connection is gone, or an Asio error.
 /// Not thread-safe: use it from one executor (a strand when that executor has many threads).
 /// A call's payload is the caller's memory and must stay valid until the call completes.
-/// The connection runs until close() or until the server closes it; call close() when done.
+/// The connection runs until close(), until the server closes it, or until the last copy of the
+/// handle that connect() returned is gone (the close is then posted to the client's executor).
 class Client : public std::enable_shared_from_this<Client> {
  public:
   static boost::asio::awaitable<std::shared_ptr<Client>> connect(
