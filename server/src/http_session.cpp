@@ -226,6 +226,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   asio::awaitable<void> serve() {
     for (;;) {
       if (server_.draining() || close_after_response_) co_return;
+      head_request_ = false;
       arena_.reset();  // the previous request's parser is gone
       RequestParser parser(std::piecewise_construct, std::make_tuple(),
                            std::make_tuple(ArenaAllocator<char>(&arena_)));
@@ -312,6 +313,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     const std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
     const auto method = req.method();
     expect_continue_ = beast::iequals(req[http::field::expect], "100-continue");
+    head_request_ = method == http::verb::head;
 
     constexpr std::string_view buffers_prefix = "/v1/buffers/";
     if (path.starts_with(buffers_prefix)) {
@@ -531,8 +533,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (closing) head_ += "Connection: close\r\n";
     head_ += "\r\n";
     if (closing) keep_alive_ = false;
-    const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
-                                                    head ? asio::const_buffer() : body};
+    const std::array<asio::const_buffer, 2> buffers{
+        asio::buffer(head_), head || head_request_ ? asio::const_buffer() : body};
     auto progress = [this](const error_code& ec, std::size_t) -> std::size_t {
       arm(config_.read_timeout);  // a client that stops reading is cut off like a slow writer
       return ec ? 0 : write_chunk;
@@ -580,6 +582,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bool has_body_ = false;
   bool body_read_ = true;
   bool expect_continue_ = false;
+  bool head_request_ = false;  // a HEAD: every response, errors included, goes without its body
 };
 
 }  // namespace

@@ -296,3 +296,25 @@ TEST(HttpServer, HeadersWithManyFields) {
 
 }  // namespace
 }  // namespace bufpool
+
+namespace bufpool {
+namespace {
+
+// A HEAD gets no body even when the answer is an error, so the next response on the connection
+// starts right after the header.
+TEST(HttpServer, HeadErrorsHaveNoBody) {
+  ServerProcess server;
+  const std::string replies = exchange(server.http_port,
+                                       "HEAD /v1/buffers/missing HTTP/1.1\r\nHost: t\r\n\r\n"
+                                       "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+                                       2, false);
+  const auto end_of_first = replies.find("\r\n\r\n");
+  ASSERT_NE(end_of_first, std::string::npos) << replies;
+  EXPECT_TRUE(replies.starts_with("HTTP/1.1 404")) << replies;
+  EXPECT_NE(replies.find("Content-Length: "), std::string::npos) << "the length a GET would get";
+  EXPECT_EQ(replies.substr(end_of_first + 4, 12), "HTTP/1.1 200") << replies;
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+}  // namespace
+}  // namespace bufpool
