@@ -227,6 +227,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     for (;;) {
       if (server_.draining() || close_after_response_) co_return;
       head_request_ = false;
+      http10_ = false;
       arena_.reset();  // the previous request's parser is gone
       RequestParser parser(std::piecewise_construct, std::make_tuple(),
                            std::make_tuple(ArenaAllocator<char>(&arena_)));
@@ -303,6 +304,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     rc->connection_id = info_->id;
     request_ = rc.get();
     keep_alive_ = req.keep_alive();
+    http10_ = req.version() < 11;  // an HTTP/1.0 client keeps the connection only if told so
     const auto length = parser.content_length();
     const bool chunked = parser.chunked();
     has_body_ = chunked || (length && *length > 0);
@@ -530,7 +532,11 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (!content_type.empty()) fmt::format_to(out, "Content-Type: {}\r\n", content_type);
     head_ += extra;
     if (status != 204) fmt::format_to(out, "Content-Length: {}\r\n", content_length);
-    if (closing) head_ += "Connection: close\r\n";
+    if (closing) {
+      head_ += "Connection: close\r\n";
+    } else if (http10_) {
+      head_ += "Connection: keep-alive\r\n";
+    }
     head_ += "\r\n";
     if (closing) keep_alive_ = false;
     const std::array<asio::const_buffer, 2> buffers{
@@ -583,6 +589,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bool body_read_ = true;
   bool expect_continue_ = false;
   bool head_request_ = false;  // a HEAD: every response, errors included, goes without its body
+  bool http10_ = false;        // an HTTP/1.0 request: keep-alive must be said in the response
 };
 
 }  // namespace

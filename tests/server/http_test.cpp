@@ -188,6 +188,14 @@ TEST(HttpServer, KeepAlivePipeliningHttp10AndClose) {
   const std::string http10 = exchange(server.http_port, "GET /healthz HTTP/1.0\r\n\r\n", 1, true);
   EXPECT_NE(http10.find("HTTP/1.1 200"), std::string::npos) << http10;
   EXPECT_NE(http10.find("Connection: close"), std::string::npos) << http10;
+  // HTTP/1.0 with keep-alive: the response says so, and the connection serves a second request.
+  const std::string kept = exchange(server.http_port,
+                                    "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                                    "GET /healthz HTTP/1.0\r\n\r\n",
+                                    2, true);
+  EXPECT_NE(kept.find("Connection: keep-alive"), std::string::npos) << kept;
+  EXPECT_NE(kept.find("ok\nHTTP/1.1 200"), std::string::npos) << kept;
+  EXPECT_TRUE(kept.ends_with("ok\n")) << "then the plain HTTP/1.0 request closes it";
   const std::string closing = exchange(
       server.http_port, "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 1, true);
   EXPECT_NE(closing.find("ok\n"), std::string::npos) << closing;
