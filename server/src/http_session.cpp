@@ -174,6 +174,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     server_.session_started();
     asio::co_spawn(executor, watch(shared_from_this()), asio::detached);
     asio::co_spawn(executor, run(shared_from_this()), asio::detached);
+    if (server_.draining()) {  // shutdown began while this one was being accepted
+      asio::post(executor, [self = shared_from_this()] { self->request_close(false); });
+    }
   }
 
  private:
