@@ -42,10 +42,11 @@ struct Fixture {
   ConnectionOptions options;
 
   bool served = false;  // the one connection has ended
+  std::shared_ptr<Connection> conn;
   void serve_one() {
     auto accept = [this]() -> asio::awaitable<void> {
       auto socket = co_await acceptor.async_accept(use_awaitable);
-      auto conn = std::make_shared<Connection>(std::move(socket), service, pool, options);
+      conn = std::make_shared<Connection>(std::move(socket), service, pool, options);
       co_await conn->run();
       served = true;
     };
@@ -144,6 +145,39 @@ TEST(RpcService, ClientTimesOutAndDropsTheLateReply) {
   };
   auto done = asio::co_spawn(f.io, test, asio::use_future);
   f.io.run_for(std::chrono::seconds(5));
+  done.get();
+}
+
+// A graceful close lets the request in flight finish and answer, then ends the connection at
+// once (not at the idle timeout).
+TEST(RpcService, GracefulCloseFinishesWhatIsInFlight) {
+  Fixture f;
+  f.serve_one();
+  auto test = [&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    auto c = co_await Client::connect(ex, "127.0.0.1", f.port());
+    std::uint32_t ms = 200;
+    auto slow = [c, &ms]() -> asio::awaitable<Client::Reply> {
+      co_return co_await c->call(static_cast<Opcode>(40), {}, asio::buffer(&ms, 4));
+    };
+    auto reply = asio::co_spawn(ex, slow, asio::use_future);
+    asio::steady_timer t(ex, std::chrono::milliseconds(50));
+    co_await t.async_wait(use_awaitable);
+    const auto t0 = std::chrono::steady_clock::now();
+    f.conn->close(false);
+    while (!f.served && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3)) {
+      asio::steady_timer tick(ex, std::chrono::milliseconds(5));
+      co_await tick.async_wait(use_awaitable);
+    }
+    EXPECT_TRUE(f.served) << "the connection ended soon after its last reply";
+    EXPECT_EQ(reply.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+    if (reply.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      EXPECT_EQ(reply.get().status, Status::ok) << "the request in flight was answered";
+    }
+    f.conn->close(true);
+  };
+  auto done = asio::co_spawn(f.io, test, asio::use_future);
+  f.io.run_for(std::chrono::seconds(10));
   done.get();
 }
 

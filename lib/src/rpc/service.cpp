@@ -307,6 +307,11 @@ asio::awaitable<void> Connection::handle(Request request, Handler const* handler
   --in_flight_;
   push(opcode, id, std::move(response));
   wake_reader_.cancel();
+  if (stop_reading_ && in_flight_ == 0 && in_begin_ == in_end_) {
+    // A graceful close was waiting for this last request: end the reader's pending read.
+    error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_receive, ec);
+  }
 }
 
 asio::awaitable<void> Connection::write_loop() {
