@@ -183,6 +183,14 @@ TEST(RpcServer, MalformedFramesGetAnErrorThenClose) {
         send_raw(server.rpc_port, frame(static_cast<std::uint8_t>(rpc::Opcode::get), 11, "", 0));
     EXPECT_EQ(r.header.status, rpc::Status::bad_request) << "GET needs a key";
   }
+  {
+    auto bytes = frame(static_cast<std::uint8_t>(rpc::Opcode::ping), 13, "", 0);
+    bytes[6] = std::byte{rpc::flags::response};  // a response sent as a request
+    auto r = send_raw(server.rpc_port, bytes);
+    EXPECT_EQ(r.header.status, rpc::Status::bad_request);
+    EXPECT_EQ(r.header.request_id, 13u);
+    EXPECT_TRUE(r.closed_after);
+  }
   // Still serving.
   auto r = send_raw(server.rpc_port, frame(static_cast<std::uint8_t>(rpc::Opcode::ping), 12, "", 0),
                     false);

@@ -236,6 +236,10 @@ asio::awaitable<void> Connection::read_loop() {
                                                                   : "reserved field not zero");
       co_return;
     }
+    if (h.flags != 0 || h.status != Status::ok) {  // a request carries neither
+      fail(Status::bad_request, "a request has no flags and status 0");
+      co_return;
+    }
     const Service::Entry* entry = service_.find(h.opcode);
     if (!entry) {
       fail(Status::bad_request, "unknown opcode");
