@@ -278,6 +278,12 @@ namespace {
 [[noreturn]] void throw_status(const Client::Reply& r, const char* what) {
   throw std::system_error(rpc::make_error_code(r.status), std::string(what) + ": " + r.message());
 }
+// A bad key would make the server close the connection, failing every call on it: refuse it here.
+void check_key(std::string_view key) {
+  if (!rpc::valid_key(key))
+    throw std::system_error(make_error_code(errc::invalid_argument),
+                            "bufpool key: 1 to 250 bytes of [A-Za-z0-9._~-]");
+}
 }  // namespace
 
 asio::awaitable<void> Client::ping() {
@@ -286,12 +292,14 @@ asio::awaitable<void> Client::ping() {
 }
 
 asio::awaitable<bool> Client::put(std::string_view key, asio::const_buffer value) {
+  check_key(key);
   Reply r = co_await call(rpc::Opcode::put, key, value);
   if (r.status != rpc::Status::ok) throw_status(r, "put");
   co_return (r.flags & rpc::flags::created) != 0;
 }
 
 asio::awaitable<std::optional<Buffer>> Client::get(std::string_view key) {
+  check_key(key);
   Reply r = co_await call(rpc::Opcode::get, key);
   if (r.status == rpc::Status::not_found) co_return std::nullopt;
   if (r.status != rpc::Status::ok) throw_status(r, "get");
@@ -299,6 +307,7 @@ asio::awaitable<std::optional<Buffer>> Client::get(std::string_view key) {
 }
 
 asio::awaitable<bool> Client::erase(std::string_view key) {
+  check_key(key);
   Reply r = co_await call(rpc::Opcode::erase, key);
   if (r.status == rpc::Status::not_found) co_return false;
   if (r.status != rpc::Status::ok) throw_status(r, "delete");

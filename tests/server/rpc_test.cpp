@@ -60,6 +60,14 @@ TEST(RpcServer, RoundTripsOfEveryOperation) {
       EXPECT_FALSE(co_await c->erase(key));
       EXPECT_FALSE(co_await c->get(key));
     }
+    bool refused = false;
+    try {
+      co_await c->put("bad key!", asio::buffer("x", 1));
+    } catch (const std::system_error& e) {
+      refused = e.code() == make_error_code(errc::invalid_argument);
+    }
+    EXPECT_TRUE(refused) << "checked on the client: the connection stays";
+    co_await c->ping();
     const std::string stats = co_await c->stats();
     EXPECT_NE(stats.find("\"rpc\": {\"requests\""), std::string::npos) << stats;
     c->close();

@@ -47,7 +47,8 @@ struct ClientOptions {
 /// any order. Reply payloads are read from the socket straight into pool buffers.
 ///
 /// Errors throw std::system_error: an rpc::Status code (NOT_FOUND is not an error for get()
-/// and erase()), errc::timed_out, errc::closed when the connection is gone, or an Asio error.
+/// and erase()), errc::timed_out, errc::closed when the connection is gone, or an Asio error;
+/// put/get/erase refuse an invalid key with errc::invalid_argument before sending anything.
 /// Not thread-safe: use it from one executor (a strand when that executor has many threads).
 /// A call's payload is the caller's memory and must stay valid until the call completes.
 /// The connection runs until close(), until the server closes it, or until the last copy of the
