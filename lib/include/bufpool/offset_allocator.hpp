@@ -28,17 +28,18 @@ struct OffsetAllocatorInspector;  // tests look at the allocation table through 
 /// buffer, a file). Placement is exact best fit: the smallest free region that holds the request,
 /// the lowest offset among equal sizes. free() coalesces with both neighbours at once.
 ///
-/// Metadata, all reserved at construction for `max_allocations` live allocations, so allocate
-/// and free never call the heap:
+/// Metadata, all reserved at construction for `max_allocations` live allocations (in zero-filled
+/// pages that become resident only as they are used), so allocate and free never call the heap:
 /// - one node per region, free or allocated, linked in address order (at most
-///   2 * max_allocations + 1 nodes: free regions are never adjacent);
-/// - free regions: size bins (exact below 16, then 16 per octave) found through a two-level
-///   bitmap; each bin is a red-black tree ordered by (size, offset), so the best fit is the
-///   first node of size >= request in the request's own bin, or else the first node of the next
-///   non-empty bin;
-/// - allocated regions: a table of buckets hashed by offset, each bucket a red-black tree by
-///   offset, so free() finds its node in O(1) expected and O(log n) in the worst case, and takes
-///   the neighbours from the address links.
+///   2 * max_allocations + 1 nodes: free regions are never adjacent), so free() reads its two
+///   neighbours directly;
+/// - free regions: a class per exact size below 4,096, each a leftist heap by offset whose root
+///   is the lowest offset of that size; above, bins of 16 per power of two, each a red-black
+///   tree with one node per distinct size (the root of that size's heap). A two-level bitmap
+///   finds the first non-empty class at or above a request: its root is the best fit;
+/// - allocated regions: a table of 7-slot buckets by offset (home bucket, then its buddy, then an
+///   overflow red-black tree), so free() finds the node of `{offset, size}` in bounded time and
+///   refuses what is not live.
 /// Worst case O(log n) for allocate, free and try_reallocate.
 ///
 /// Offset is std::uint32_t (8-byte Allocation, capacities below 4 GiB) or std::uint64_t (for
