@@ -326,3 +326,16 @@ TEST(HttpServer, HeadErrorsHaveNoBody) {
 
 }  // namespace
 }  // namespace bufpool
+
+namespace bufpool {
+namespace {
+
+TEST(HttpServer, SigintStopsCleanlyToo) {
+  ServerProcess server;
+  EXPECT_EQ(curl(server, url(server, "/healthz")).code, 200);
+  EXPECT_EQ(server.stop(SIGINT), 0) << server.log();
+  EXPECT_NE(server.log().find("signal 2: shutting down"), std::string::npos) << server.log();
+}
+
+}  // namespace
+}  // namespace bufpool
