@@ -81,10 +81,16 @@ dist: build
 	rm -rf $(DIST)
 	DESTDIR=$(CURDIR)/$(DIST)/root cmake --install build/$(PRESET) --prefix /usr/local --component server
 	install -D -m 0644 configs/container.toml $(DIST)/root/etc/bufpool/bufpool.toml
+	: > $(DIST)/runtime-deps.all
 	for lib in $$(ldd $(DIST)/root/usr/local/bin/bufpool-server | awk '/=>/ {print $$3}'); do \
 	  real=$$(readlink -f $$lib); \
-	  dpkg -S "$$real" 2>/dev/null || dpkg -S "/usr$$real" 2>/dev/null || dpkg -S "$${real#/usr}"; \
-	done | cut -d: -f1 | sort -u > $(DIST)/runtime-deps
+	  pkg=$$( (dpkg -S "$$real" || dpkg -S "/usr$$real" || dpkg -S "$${real#/usr}") 2>/dev/null \
+	    | head -1 | cut -d: -f1); \
+	  [ -n "$$pkg" ] || { echo "dist: no Debian package holds $$real" >&2; exit 1; }; \
+	  echo "$$pkg" >> $(DIST)/runtime-deps.all; \
+	done
+	sort -u $(DIST)/runtime-deps.all > $(DIST)/runtime-deps
+	rm $(DIST)/runtime-deps.all
 	@echo "staged in $(DIST): runtime packages: $$(tr '\n' ' ' < $(DIST)/runtime-deps)"
 
 dist-check: dist
