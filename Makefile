@@ -23,7 +23,7 @@ help:
 	@echo "make bench-server  bufpool-server's HTTP GET throughput with wrk, against nginx"
 	@echo "make asan   build and test with AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make tsan   build and run the concurrency tests with ThreadSanitizer"
-	@echo "make ci     what CI runs: test, asan, tsan"
+	@echo "make ci     what CI runs: test, asan, tsan, dist-check"
 	@echo "make dist   stage the server for a container in build/dist (what the Dockerfile copies)"
 	@echo "make dist-check  stage it and check it: runs, finds its libraries, config is valid"
 	@echo "make format clang-format every source file in place"
