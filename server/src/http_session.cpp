@@ -174,9 +174,6 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     server_.session_started();
     asio::co_spawn(executor, watch(shared_from_this()), asio::detached);
     asio::co_spawn(executor, run(shared_from_this()), asio::detached);
-    if (server_.draining()) {  // shutdown began while this one was being accepted
-      asio::post(executor, [self = shared_from_this()] { self->request_close(false); });
-    }
   }
 
  private:
@@ -310,8 +307,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     http10_ = req.version() < 11;  // an HTTP/1.0 client keeps the connection only if told so
     const auto length = parser.content_length();
     const bool chunked = parser.chunked();
-    has_body_ = chunked || (length && *length > 0);
-    body_read_ = !has_body_;
+    body_read_ = !chunked && !(length && *length > 0);  // no body: nothing left to read
     const std::string_view target(req.target().data(), req.target().size());
     const auto q = target.find('?');
     const std::string_view path = target.substr(0, q);
@@ -588,7 +584,6 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bool close_after_response_ = false;
   bool timed_out_ = false;
   bool keep_alive_ = true;
-  bool has_body_ = false;
   bool body_read_ = true;
   bool expect_continue_ = false;
   bool head_request_ = false;  // a HEAD: every response, errors included, goes without its body

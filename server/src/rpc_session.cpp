@@ -122,9 +122,6 @@ void start_rpc_session(Server& server, tcp::socket socket) {
     server.connections().remove(info);
     server.session_finished();
   });
-  if (server.draining()) {  // shutdown began meanwhile; close on the connection's own thread
-    asio::post(executor, [conn] { conn->close(false); });
-  }
 }
 
 }  // namespace bufpool::server

@@ -130,6 +130,8 @@ void Server::accept_loop(tcp::acceptor& acceptor, bool http) {
         co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
         continue;
       }
+      // begin_shutdown runs on this same thread (the first context), so a session started here
+      // is always in the table before close_all() walks it: no late session escapes the drain.
       if (draining()) continue;  // the socket closes as it goes out of scope
       counters_.add(counters_.connections_accepted);
       if (http) {

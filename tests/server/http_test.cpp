@@ -136,6 +136,13 @@ TEST(HttpServer, EveryErrorStatus) {
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
 
+std::size_t occurrences(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t at = 0; (at = text.find(what, at)) != std::string::npos; at += what.size())
+    ++n;
+  return n;
+}
+
 // Raw HTTP on one connection: returns everything the server sent until it closed or `limit`
 // responses were seen.
 std::string exchange(std::uint16_t port, const std::string& request, int responses,
@@ -146,18 +153,14 @@ std::string exchange(std::uint16_t port, const std::string& request, int respons
   asio::write(s, asio::buffer(request));
   std::string got;
   char buf[65536];
-  auto count = [&] {
-    int n = 0;
-    for (std::size_t at = 0; (at = got.find("HTTP/1.1 ", at)) != std::string::npos; ++at)
-      ++n;
-    return n;
-  };
   for (;;) {
     boost::system::error_code ec;
     const std::size_t n = s.read_some(asio::buffer(buf), ec);
     got.append(buf, n);
     if (ec) break;
-    if (!until_close && count() >= responses && got.ends_with("\n")) break;
+    if (!until_close && occurrences(got, "HTTP/1.1 ") >= static_cast<std::size_t>(responses) &&
+        got.ends_with("\n"))
+      break;
   }
   return got;
 }
@@ -262,12 +265,6 @@ TEST(HttpServer, StatsMetricsHealthAndConnections) {
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
 
-}  // namespace
-}  // namespace bufpool
-
-namespace bufpool {
-namespace {
-
 TEST(HttpServer, HealthCheckModeForContainers) {
   ServerProcess server;
   const std::string check = std::string(BUFPOOL_SERVER_BIN) +
@@ -280,12 +277,6 @@ TEST(HttpServer, HealthCheckModeForContainers) {
   EXPECT_NE(out.find("health check:"), std::string::npos) << out;
 }
 
-}  // namespace
-}  // namespace bufpool
-
-namespace bufpool {
-namespace {
-
 // Header fields live in a per-connection arena; a header with more fields than it holds spills
 // to the heap, and the next request on the connection starts from an empty arena again.
 TEST(HttpServer, HeadersWithManyFields) {
@@ -295,18 +286,9 @@ TEST(HttpServer, HeadersWithManyFields) {
     fields += "X-" + std::to_string(i) + ": v\r\n";  // about 4.5 KiB, 400 fields
   const std::string request = "GET /healthz HTTP/1.1\r\nHost: t\r\n" + fields + "\r\n";
   const std::string replies = exchange(server.http_port, request + request + request, 3, false);
-  int oks = 0;
-  for (std::size_t at = 0; (at = replies.find("HTTP/1.1 200", at)) != std::string::npos; ++at)
-    ++oks;
-  EXPECT_EQ(oks, 3) << replies;
+  EXPECT_EQ(occurrences(replies, "HTTP/1.1 200"), 3u) << replies;
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
-
-}  // namespace
-}  // namespace bufpool
-
-namespace bufpool {
-namespace {
 
 // A HEAD gets no body even when the answer is an error, so the next response on the connection
 // starts right after the header.
@@ -323,12 +305,6 @@ TEST(HttpServer, HeadErrorsHaveNoBody) {
   EXPECT_EQ(replies.substr(end_of_first + 4, 12), "HTTP/1.1 200") << replies;
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
-
-}  // namespace
-}  // namespace bufpool
-
-namespace bufpool {
-namespace {
 
 TEST(HttpServer, SigintStopsCleanlyToo) {
   ServerProcess server;

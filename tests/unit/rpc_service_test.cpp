@@ -34,6 +34,19 @@ Service slow_and_fast_service() {
   return s;
 }
 
+// Lets the I/O run until pred() holds or `limit` passes; returns pred().
+template <typename Pred>
+asio::awaitable<bool> wait_until(Pred pred,
+                                 std::chrono::milliseconds limit = std::chrono::seconds(3)) {
+  auto ex = co_await asio::this_coro::executor;
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!pred() && std::chrono::steady_clock::now() < end) {
+    asio::steady_timer t(ex, std::chrono::milliseconds(5));
+    co_await t.async_wait(use_awaitable);
+  }
+  co_return pred();
+}
+
 struct Fixture {
   asio::io_context io;
   BuddyPool pool{BuddyPoolOptions{.min_block = 4096, .max_memory = 64u << 20}};
@@ -75,10 +88,8 @@ TEST(RpcService, ResponsesComeBackInCompletionOrder) {
     };
     auto a = asio::co_spawn(ex, slow, asio::use_future);  // sent first
     auto b = asio::co_spawn(ex, fast, asio::use_future);
-    while (order.size() < 2) {  // both replies, however slow the machine
-      asio::steady_timer t(ex, std::chrono::milliseconds(5));
-      co_await t.async_wait(use_awaitable);
-    }
+    auto both = [&] { return order.size() == 2; };
+    co_await wait_until(both);
     c->close();
   };
   auto done = asio::co_spawn(f.io, test, asio::use_future);
@@ -106,10 +117,8 @@ TEST(RpcService, PipelineDepthBoundsRequestsInFlight) {
       };
       calls.push_back(asio::co_spawn(ex, one, asio::use_future));
     }
-    while (c->in_flight() > 0) {
-      asio::steady_timer t(ex, std::chrono::milliseconds(5));
-      co_await t.async_wait(use_awaitable);
-    }
+    auto drained = [&] { return c->in_flight() == 0; };
+    co_await wait_until(drained);
     // Four 100 ms requests, two at a time: about 200 ms, not 100 ms.
     EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(190));
     c->close();
@@ -163,12 +172,9 @@ TEST(RpcService, GracefulCloseFinishesWhatIsInFlight) {
     auto reply = asio::co_spawn(ex, slow, asio::use_future);
     asio::steady_timer t(ex, std::chrono::milliseconds(50));
     co_await t.async_wait(use_awaitable);
-    const auto t0 = std::chrono::steady_clock::now();
     f.conn->close(false);
-    while (!f.served && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3)) {
-      asio::steady_timer tick(ex, std::chrono::milliseconds(5));
-      co_await tick.async_wait(use_awaitable);
-    }
+    auto served = [&] { return f.served; };
+    co_await wait_until(served);
     EXPECT_TRUE(f.served) << "the connection ended soon after its last reply";
     EXPECT_EQ(reply.wait_for(std::chrono::seconds(0)), std::future_status::ready);
     if (reply.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
@@ -191,10 +197,8 @@ TEST(RpcService, DroppingTheClientClosesTheConnection) {
     auto r = co_await c->call(static_cast<Opcode>(41), "ab");
     EXPECT_EQ(r.message(), "ba");
     c.reset();  // no close(): the handle's end is enough
-    for (int i = 0; i < 400 && !f.served; ++i) {
-      asio::steady_timer t(ex, std::chrono::milliseconds(5));
-      co_await t.async_wait(use_awaitable);
-    }
+    auto served = [&] { return f.served; };
+    co_await wait_until(served);
   };
   auto done = asio::co_spawn(f.io, test, asio::use_future);
   f.io.run_for(std::chrono::seconds(5));
