@@ -199,16 +199,11 @@ asio::awaitable<void> Client::write_loop() {
 }
 
 asio::awaitable<bool> Client::fill(std::size_t n) {
-  while (in_end_ - in_begin_ < n) {
-    if (in_begin_ > 0) {
-      std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
-      in_end_ -= in_begin_;
-      in_begin_ = 0;
-    }
-    auto [ec, got] = co_await socket_.async_read_some(
-        asio::buffer(in_.data() + in_end_, in_.size() - in_end_), as_tuple(use_awaitable));
+  while (in_.size() < n) {
+    auto [ec, got] = co_await socket_.async_read_some(in_.prepare(in_.max_size() - in_.size()),
+                                                      as_tuple(use_awaitable));
     if (ec) co_return false;
-    in_end_ += got;
+    in_.commit(got);
   }
   co_return true;
 }
@@ -218,8 +213,8 @@ asio::awaitable<void> Client::read_loop() {
   for (;;) {
     if (!co_await fill(rpc::header_size)) break;
     rpc::FrameHeader h;
-    const auto bad = rpc::decode(in_.data() + in_begin_, h);
-    in_begin_ += rpc::header_size;
+    const auto bad = rpc::decode(unread(), h);
+    in_.consume(rpc::header_size);
     if (bad != rpc::DecodeError::none || (h.flags & rpc::flags::response) == 0 ||
         h.key_length != 0) {
       close();  // the stream cannot be framed any more
@@ -239,9 +234,9 @@ asio::awaitable<void> Client::read_loop() {
         else
           payload = std::move(b);
       }
-      std::size_t have = std::min(len, in_end_ - in_begin_);
-      if (payload) std::memcpy(payload.data(), in_.data() + in_begin_, have);
-      in_begin_ += have;
+      std::size_t have = std::min(len, in_.size());
+      if (payload) std::memcpy(payload.data(), unread(), have);
+      in_.consume(have);
       while (have < len) {
         if (payload) {  // straight from the socket into the pool buffer
           auto [ec, got] = co_await socket_.async_read_some(
@@ -250,8 +245,8 @@ asio::awaitable<void> Client::read_loop() {
           have += got;
         } else {  // nobody wants it (a late reply, or no memory): read and drop it
           if (!co_await fill(1)) break;
-          const std::size_t take = std::min(len - have, in_end_ - in_begin_);
-          in_begin_ += take;
+          const std::size_t take = std::min(len - have, in_.size());
+          in_.consume(take);
           have += take;
         }
       }

@@ -10,6 +10,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -105,8 +106,10 @@ class Client : public std::enable_shared_from_this<Client> {
   boost::asio::steady_timer write_done_;  // cancelled after each write
   bool writing_ = false;
   std::uint64_t batch_first_ = 0, batch_last_ = 0;  // ids in the write in progress
-  std::vector<std::byte> in_;
-  std::size_t in_begin_ = 0, in_end_ = 0;
+  boost::asio::streambuf in_;                       // bytes read and not yet used
+  const std::byte* unread() const noexcept {
+    return static_cast<const std::byte*>(in_.data().data());
+  }
   std::error_code closed_with_;
 };
 

@@ -90,7 +90,7 @@ void Connection::close(bool force) {
   }
   stop_reading_ = true;
   wake_reader_.cancel();
-  if (in_flight_ == 0 && in_begin_ == in_end_) {
+  if (in_flight_ == 0 && in_.size() == 0) {
     // Between requests: end the pending read (EOF) so that the reader sees stop_reading_.
     error_code ec;
     socket_.shutdown(tcp::socket::shutdown_receive, ec);
@@ -163,18 +163,13 @@ asio::awaitable<void> Connection::work(Worker* w) {
 
 // Makes at least n unread bytes available. `first`: waiting for a new frame (idle timeout).
 asio::awaitable<bool> Connection::fill(std::size_t n, bool first) {
-  while (in_end_ - in_begin_ < n) {
-    if (in_begin_ > 0) {  // keep the unread bytes at the front
-      std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
-      in_end_ -= in_begin_;
-      in_begin_ = 0;
-    }
-    arm(first && in_end_ == 0 ? options_.idle_timeout : options_.read_timeout);
-    auto [ec, got] = co_await socket_.async_read_some(
-        asio::buffer(in_.data() + in_end_, in_.size() - in_end_), as_tuple(use_awaitable));
+  while (in_.size() < n) {
+    arm(first && in_.size() == 0 ? options_.idle_timeout : options_.read_timeout);
+    auto [ec, got] = co_await socket_.async_read_some(in_.prepare(in_.max_size() - in_.size()),
+                                                      as_tuple(use_awaitable));
     disarm();
     if (ec) co_return false;
-    in_end_ += got;
+    in_.commit(got);
     observer_->bytes_in(got);
     observer_->busy(true);
   }
@@ -184,9 +179,9 @@ asio::awaitable<bool> Connection::fill(std::size_t n, bool first) {
 // Reads and drops n payload bytes, to stay in step with the frames.
 asio::awaitable<bool> Connection::skip(std::uint64_t n) {
   while (n > 0) {
-    if (in_begin_ == in_end_ && !co_await fill(1, false)) co_return false;
-    const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(n, in_end_ - in_begin_));
-    in_begin_ += take;
+    if (in_.size() == 0 && !co_await fill(1, false)) co_return false;
+    const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(n, in_.size()));
+    in_.consume(take);
     n -= take;
   }
   co_return true;
@@ -219,11 +214,11 @@ asio::awaitable<void> Connection::read_loop() {
       co_await wake_reader_.async_wait(as_tuple(use_awaitable));
     }
     if (stop_reading_ || !socket_.is_open()) co_return;
-    if (in_flight_ == 0 && in_begin_ == in_end_) observer_->busy(false);
+    if (in_flight_ == 0 && in_.size() == 0) observer_->busy(false);
     if (!co_await fill(header_size, true)) co_return;
     FrameHeader h;
-    const DecodeError bad = decode(in_.data() + in_begin_, h);
-    in_begin_ += header_size;
+    const DecodeError bad = decode(unread(), h);
+    in_.consume(header_size);
     auto fail = [&](Status s, std::string message) {
       push(h.opcode, bad == DecodeError::bad_magic ? 0 : h.request_id,
            Response::error(s, std::move(message)));
@@ -261,8 +256,8 @@ asio::awaitable<void> Connection::read_loop() {
     request.id = h.request_id;
     if (h.key_length > 0) {
       if (!co_await fill(h.key_length, false)) co_return;
-      request.key.assign(reinterpret_cast<const char*>(in_.data() + in_begin_), h.key_length);
-      in_begin_ += h.key_length;
+      request.key.assign(reinterpret_cast<const char*>(unread()), h.key_length);
+      in_.consume(h.key_length);
       if (!valid_key(request.key)) {
         fail(Status::bad_request, "keys are 1 to 250 bytes of [A-Za-z0-9._~-]");
         co_return;
@@ -279,9 +274,9 @@ asio::awaitable<void> Connection::read_loop() {
         continue;
       }
       // Bytes that came with earlier reads are copied; the rest goes straight into the buffer.
-      std::size_t have = std::min(len, in_end_ - in_begin_);
-      std::memcpy(buffer.data(), in_.data() + in_begin_, have);
-      in_begin_ += have;
+      std::size_t have = std::min(len, in_.size());
+      std::memcpy(buffer.data(), unread(), have);
+      in_.consume(have);
       while (have < len) {
         arm(options_.read_timeout);
         auto [rec, got] = co_await socket_.async_read_some(
@@ -311,7 +306,7 @@ asio::awaitable<void> Connection::handle(Request request, Handler const* handler
   --in_flight_;
   push(opcode, id, std::move(response));
   wake_reader_.cancel();
-  if (stop_reading_ && in_flight_ == 0 && in_begin_ == in_end_) {
+  if (stop_reading_ && in_flight_ == 0 && in_.size() == 0) {
     // A graceful close was waiting for this last request: end the reader's pending read.
     error_code ec;
     socket_.shutdown(tcp::socket::shutdown_receive, ec);

@@ -5,6 +5,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -130,8 +131,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer wake_writer_;  // cancelled to wake the writer
   asio::steady_timer wake_reader_;  // cancelled when a pipeline slot frees
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
-  std::vector<std::byte> in_;  // read buffer; [in_begin_, in_end_) holds unread bytes
-  std::size_t in_begin_ = 0, in_end_ = 0;
+  asio::streambuf in_;  // bytes read and not yet used: headers, keys, the start of a payload
+  const std::byte* unread() const noexcept {
+    return static_cast<const std::byte*>(in_.data().data());
+  }
   // Responses to write; the writer swaps the whole vector out. Spent entries are kept in spare_
   // and reused, so a response costs no heap call once the connection has warmed up.
   std::vector<std::unique_ptr<Outgoing>> queue_;
