@@ -43,70 +43,7 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// Splits "123unit" into the number and the unit.
-std::pair<std::string_view, std::string_view> split_unit(std::string_view s) {
-  s = trim(s);
-  std::size_t i = 0;
-  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
-    ++i;
-  return {s.substr(0, i), trim(s.substr(i))};
-}
-
 }  // namespace
-
-std::optional<std::size_t> parse_size(std::string_view text) {
-  auto [num, unit] = split_unit(text);
-  auto n = parse_u64(num);
-  if (!n) return std::nullopt;
-  std::string u(unit);
-  std::transform(u.begin(), u.end(), u.begin(), [](unsigned char c) { return std::tolower(c); });
-  std::uint64_t mult = 0;
-  if (u.empty() || u == "b")
-    mult = 1;
-  else if (u == "kib" || u == "k")
-    mult = 1ull << 10;
-  else if (u == "mib" || u == "m")
-    mult = 1ull << 20;
-  else if (u == "gib" || u == "g")
-    mult = 1ull << 30;
-  else if (u == "tib" || u == "t")
-    mult = 1ull << 40;
-  else if (u == "kb")
-    mult = 1'000;
-  else if (u == "mb")
-    mult = 1'000'000;
-  else if (u == "gb")
-    mult = 1'000'000'000;
-  else if (u == "tb")
-    mult = 1'000'000'000'000;
-  else
-    return std::nullopt;
-  if (*n > std::numeric_limits<std::size_t>::max() / mult) return std::nullopt;
-  return static_cast<std::size_t>(*n * mult);
-}
-
-std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
-  auto [num, unit] = split_unit(text);
-  auto n = parse_u64(num);
-  if (!n) return std::nullopt;
-  using std::chrono::milliseconds;
-  constexpr std::uint64_t max_ms = 1ull << 40;
-  std::uint64_t ms = 0;
-  if (unit == "us")
-    ms = (*n + 999) / 1000;
-  else if (unit == "ms")
-    ms = *n;
-  else if (unit == "s")
-    ms = *n * 1000;
-  else if (unit == "m" || unit == "min")
-    ms = *n * 60'000;
-  else if (unit == "h")
-    ms = *n * 3'600'000;
-  else
-    return std::nullopt;  // a bare number is ambiguous: the unit is required
-  if (*n > max_ms || ms > max_ms) return std::nullopt;
-  return milliseconds(static_cast<milliseconds::rep>(ms));
-}
 
 std::optional<Endpoint> parse_endpoint(std::string_view text) {
   text = trim(text);
@@ -128,22 +65,6 @@ std::optional<Endpoint> parse_endpoint(std::string_view text) {
   auto p = parse_u64(port);
   if (host.empty() || !p || *p > 65535) return std::nullopt;
   return Endpoint{std::string(host), static_cast<std::uint16_t>(*p), true};
-}
-
-std::string format_size(std::size_t bytes) {
-  static constexpr std::pair<std::size_t, const char*> units[] = {
-      {1ull << 40, "TiB"}, {1ull << 30, "GiB"}, {1ull << 20, "MiB"}, {1ull << 10, "KiB"}};
-  for (auto [m, name] : units)
-    if (bytes != 0 && bytes % m == 0) return fmt::format("{}{}", bytes / m, name);
-  return fmt::format("{}B", bytes);
-}
-
-std::string format_duration(std::chrono::milliseconds d) {
-  const auto ms = d.count();
-  if (ms != 0 && ms % 3'600'000 == 0) return fmt::format("{}h", ms / 3'600'000);
-  if (ms != 0 && ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
-  if (ms != 0 && ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
-  return fmt::format("{}ms", ms);
 }
 
 unsigned Config::effective_threads() const {

@@ -2,6 +2,8 @@
 // variables, then command-line flags, each overriding the one before.
 #pragma once
 
+#include <bufpool/units.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -11,6 +13,12 @@
 #include <vector>
 
 namespace bufpool::server {
+
+// parse_size, parse_duration, format_size, format_duration: <bufpool/units.hpp>.
+using bufpool::format_duration;
+using bufpool::format_size;
+using bufpool::parse_duration;
+using bufpool::parse_size;
 
 /// A listening address. An empty setting disables the listener.
 struct Endpoint {
@@ -85,14 +93,8 @@ void apply_toml(Config& config, const std::string& toml_text, const std::string&
 /// Checks the combination of settings. Throws ConfigError.
 void validate(const Config& config);
 
-/// "64MiB", "1GiB", "512KiB", "4096", "4096B", "10MB" (decimal units too) -> bytes.
-std::optional<std::size_t> parse_size(std::string_view text);
-/// "250ms", "5s", "2m", "1h", "100us" -> milliseconds (sub-millisecond rounds up to 1 ms).
-std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 /// "127.0.0.1:8080", "[::1]:0", "0.0.0.0:9090"; "" -> disabled.
 std::optional<Endpoint> parse_endpoint(std::string_view text);
-std::string format_size(std::size_t bytes);
-std::string format_duration(std::chrono::milliseconds d);
 
 inline constexpr const char* version_string = "0.1.0";
 
