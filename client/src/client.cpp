@@ -66,23 +66,34 @@ Client::Client(tcp::socket socket, ClientOptions options)
     own_pool_ = std::make_unique<BuddyPool>(BuddyPoolOptions{.min_block = 4096});
     pool_ = own_pool_.get();
   }
-  boost::system::error_code ec;
-  socket_.set_option(tcp::no_delay(true), ec);
 }
 
 Client::~Client() = default;
 
-asio::awaitable<std::shared_ptr<Client>> Client::connect(asio::any_io_executor executor,
-                                                         std::string host, std::uint16_t port,
-                                                         ClientOptions options) {
+asio::awaitable<tcp::socket> connect_socket(asio::any_io_executor executor, std::string host,
+                                            std::uint16_t port, std::chrono::milliseconds timeout) {
   using namespace asio::experimental::awaitable_operators;
   tcp::resolver resolver(executor);
   auto endpoints = co_await resolver.async_resolve(host, std::to_string(port), use_awaitable);
   tcp::socket socket(executor);
-  asio::steady_timer timer(executor, options.connect_timeout);
-  auto result = co_await (asio::async_connect(socket, endpoints, use_awaitable) ||
+  asio::steady_timer timer(executor, timeout);
+  // as_tuple: operator|| waits for the first operation to *succeed*, so a refused connection
+  // would otherwise sit out the whole timeout.
+  auto result = co_await (asio::async_connect(socket, endpoints, as_tuple(use_awaitable)) ||
                           timer.async_wait(use_awaitable));
-  if (result.index() == 1) throw std::system_error(make_error_code(errc::timed_out), "connect");
+  if (result.index() == 1)
+    throw std::system_error(std::make_error_code(std::errc::timed_out),
+                            "connect to " + host + ":" + std::to_string(port));
+  if (auto ec = std::get<0>(std::get<0>(result)))
+    throw std::system_error(ec, "connect to " + host + ":" + std::to_string(port));
+  socket.set_option(tcp::no_delay(true));
+  co_return socket;
+}
+
+asio::awaitable<std::shared_ptr<Client>> Client::connect(asio::any_io_executor executor,
+                                                         std::string host, std::uint16_t port,
+                                                         ClientOptions options) {
+  auto socket = co_await connect_socket(executor, std::move(host), port, options.connect_timeout);
   std::shared_ptr<Client> client(new Client(std::move(socket), options));
   auto reader = [client] { return client->read_loop(); };
   asio::co_spawn(executor, reader, asio::detached);

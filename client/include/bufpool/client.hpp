@@ -32,6 +32,13 @@ inline std::error_code make_error_code(Status s) noexcept {
 }
 }  // namespace rpc
 
+/// Resolves `host` and connects to the first address that answers, with TCP_NODELAY set.
+/// Throws std::system_error: the connect error (ECONNREFUSED at once), or std::errc::timed_out
+/// when nothing answered within `timeout`; or the resolver's error.
+boost::asio::awaitable<boost::asio::ip::tcp::socket> connect_socket(
+    boost::asio::any_io_executor executor, std::string host, std::uint16_t port,
+    std::chrono::milliseconds timeout);
+
 struct ClientOptions {
   /// A call that gets no reply within this long fails with errc::timed_out (its late reply is
   /// dropped when it comes).

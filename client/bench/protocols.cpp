@@ -1,0 +1,476 @@
+#include "protocols.hpp"
+
+#include <fmt/format.h>
+#include <bufpool/client.hpp>
+#include <bufpool/error.hpp>
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <charconv>
+#include <cstring>
+#include <deque>
+#include <span>
+
+namespace bufpool::bench {
+
+namespace asio = boost::asio;
+using asio::as_tuple;
+using asio::use_awaitable;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+template <typename T>
+std::optional<T> parse_number(std::string_view s) {
+  T v{};
+  if (s.empty()) return std::nullopt;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::optional<ReplyHead> parse_http_reply(std::string_view data, Op op) {
+  const auto end = data.find("\r\n\r\n");
+  if (end == std::string_view::npos) return std::nullopt;
+  ReplyHead r;
+  r.head = end + 4;
+  std::string_view lines = data.substr(0, end + 2);
+  auto next_line = [&] {
+    const auto eol = lines.find("\r\n");
+    auto line = lines.substr(0, eol);
+    lines.remove_prefix(eol + 2);
+    return line;
+  };
+  const auto status_line = next_line();
+  // "HTTP/1.1 200 OK"
+  if (status_line.size() < 12 || status_line.substr(0, 7) != "HTTP/1." || status_line[8] != ' ')
+    throw ProtocolError("not an HTTP/1.x status line");
+  const bool http10 = status_line[7] == '0';
+  const auto code = parse_number<unsigned>(status_line.substr(9, 3));
+  if (!code || *code < 100 || *code > 599) throw ProtocolError("bad HTTP status code");
+  std::optional<std::size_t> length;
+  bool keep_alive = !http10;
+  while (!lines.empty()) {
+    const auto line = next_line();
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) throw ProtocolError("bad HTTP header line");
+    const auto name = line.substr(0, colon);
+    const auto value = trim(line.substr(colon + 1));
+    if (iequals(name, "content-length")) {
+      length = parse_number<std::size_t>(value);
+      if (!length) throw ProtocolError("bad Content-Length");
+    } else if (iequals(name, "connection")) {
+      if (iequals(value, "close")) keep_alive = false;
+      if (iequals(value, "keep-alive")) keep_alive = true;
+    } else if (iequals(name, "transfer-encoding")) {
+      throw ProtocolError("chunked replies are not supported");
+    }
+  }
+  if (*code < 200) throw ProtocolError("unexpected interim reply");
+  if (!length) {
+    if (*code != 204 && *code != 304) throw ProtocolError("a reply without Content-Length");
+    length = 0;
+  }
+  r.body = *length;
+  r.close = !keep_alive;
+  if (*code >= 200 && *code < 300) {
+    r.kind = Outcome::Kind::ok;
+  } else if (*code == 404 && op == Op::get) {
+    r.kind = Outcome::Kind::miss;
+  } else {
+    r.kind = Outcome::Kind::error;
+    r.error = fmt::format("http_{}", *code);
+  }
+  return r;
+}
+
+std::optional<ReplyHead> parse_resp_reply(std::string_view data, Op op) {
+  const auto eol = data.find("\r\n");
+  if (eol == std::string_view::npos) {
+    if (data.size() > 64 * 1024) throw ProtocolError("a RESP line over 64 KiB");
+    return std::nullopt;
+  }
+  ReplyHead r;
+  r.head = eol + 2;
+  const auto line = data.substr(1, eol - 1);
+  switch (data.front()) {
+    case '+':
+    case ':':
+      r.kind = Outcome::Kind::ok;
+      return r;
+    case '-': {  // "-OOM command not allowed ..." -> redis_OOM
+      r.kind = Outcome::Kind::error;
+      r.error = "redis_" + std::string(line.substr(0, std::min<std::size_t>(line.find(' '), 24)));
+      return r;
+    }
+    case '$': {
+      if (line == "-1") {
+        r.kind = op == Op::get ? Outcome::Kind::miss : Outcome::Kind::error;
+        if (op != Op::get) r.error = "redis_nil";
+        return r;
+      }
+      const auto n = parse_number<std::size_t>(line);
+      if (!n) throw ProtocolError("bad RESP bulk length");
+      r.body = *n;
+      r.trailer = 2;
+      return r;
+    }
+    default:
+      throw ProtocolError("unexpected RESP reply type");
+  }
+}
+
+namespace {
+
+// bufpool RPC: bufpool::Client does the pipelining, matching replies to requests by id.
+class RpcConnection final : public Connection {
+ public:
+  RpcConnection(asio::any_io_executor ex, const ConnectionOptions& o) : ex_(std::move(ex)), o_(o) {}
+  ~RpcConnection() override { close(); }
+
+  asio::awaitable<void> open() override {
+    ClientOptions co;
+    co.request_timeout = o_.timeout;
+    co.connect_timeout = o_.connect_timeout;
+    co.pool = o_.pool;
+    co.alloc_timeout = o_.timeout;
+    client_ = co_await Client::connect(ex_, o_.target.host, o_.target.port, co);
+  }
+  bool is_open() const noexcept override { return client_ && client_->is_open(); }
+  void close() noexcept override {
+    if (client_) client_->close();
+  }
+
+  asio::awaitable<Outcome> execute(const Request& req) override {
+    auto client = client_;  // a reconnect may replace client_ meanwhile
+    if (!client || !client->is_open()) co_return Outcome::failed("closed");
+    Outcome out;
+    try {
+      auto reply = co_await client->call(req.op == Op::put ? rpc::Opcode::put : rpc::Opcode::get,
+                                         req.key, req.payload);
+      if (reply.status == rpc::Status::ok) {
+        out.bytes = reply.payload.size();
+        if (req.body) {
+          const auto* p = reinterpret_cast<const std::byte*>(reply.payload.data());
+          req.body->assign(p, p + reply.payload.size());
+        }
+      } else if (reply.status == rpc::Status::not_found && req.op == Op::get) {
+        out.kind = Outcome::Kind::miss;
+      } else {
+        out = Outcome::failed("rpc_" + std::string(rpc::to_string(reply.status)));
+      }
+    } catch (const std::system_error& e) {
+      if (e.code() == make_error_code(errc::timed_out))
+        out = Outcome::failed("timeout");
+      else if (e.code() == make_error_code(errc::closed))
+        out = Outcome::failed("closed");
+      else
+        out = Outcome::failed("io");
+    } catch (const std::exception&) {
+      out = Outcome::failed("io");
+    }
+    co_return out;
+  }
+
+ private:
+  asio::any_io_executor ex_;
+  ConnectionOptions o_;
+  std::shared_ptr<Client> client_;
+};
+
+// HTTP/1.1 and RESP: requests are written in order, replies come back in the same order.
+class StreamConnection : public Connection, public std::enable_shared_from_this<StreamConnection> {
+ public:
+  StreamConnection(asio::any_io_executor ex, const ConnectionOptions& o)
+      : ex_(ex),
+        o_(o),
+        socket_(ex),
+        wake_writer_(ex, Clock::time_point::max()),
+        write_done_(ex, Clock::time_point::max()),
+        in_(256 * 1024) {}
+  ~StreamConnection() override { close(); }
+
+  asio::awaitable<void> open() override {
+    socket_ = co_await connect_socket(ex_, o_.target.host, o_.target.port, o_.connect_timeout);
+    const auto gen = ++generation_;
+    auto self = shared_from_this();
+    auto reader = [self, gen] { return self->read_loop(gen); };
+    asio::co_spawn(ex_, reader, asio::detached);
+    auto writer = [self, gen] { return self->write_loop(gen); };
+    asio::co_spawn(ex_, writer, asio::detached);
+  }
+  bool is_open() const noexcept override { return socket_.is_open(); }
+  void close() noexcept override { fail_all("closed"); }
+
+  asio::awaitable<Outcome> execute(const Request& req) override {
+    if (!socket_.is_open()) co_return Outcome::failed("closed");
+    auto self = shared_from_this();
+    Pending p(ex_);
+    p.op = req.op;
+    p.body = req.body;
+    encode(p, req);
+    waiting_.push_back(&p);
+    ++unwritten_;
+    wake_writer_.cancel();
+    p.timer.expires_after(o_.timeout);
+    co_await p.timer.async_wait(as_tuple(use_awaitable));
+    if (!p.done) {  // timed out: every reply behind this one would be read as the wrong one
+      fail_all("closed");
+      p.outcome = Outcome::failed("timeout");
+    }
+    // A reply can come before its request is all written (a 503 before a PUT's body): the
+    // write in progress still reads this frame's head.
+    while (p.in_write) {
+      write_done_.expires_at(Clock::time_point::max());
+      co_await write_done_.async_wait(as_tuple(use_awaitable));
+    }
+    co_return std::move(p.outcome);
+  }
+
+ protected:
+  // A request waiting for its reply; lives in the calling coroutine's frame.
+  struct Pending {
+    explicit Pending(const asio::any_io_executor& ex) : timer(ex, Clock::time_point::max()) {}
+    asio::steady_timer timer;  // cancelled when the reply (or an error) is in
+    Op op = Op::get;
+    std::array<char, 1024> head;  // request line and headers (RESP: the command up to the value)
+    std::size_t head_size = 0;
+    asio::const_buffer payload;
+    std::string_view trailer;
+    std::vector<std::byte>* body = nullptr;
+    Outcome outcome;
+    bool done = false;
+    bool in_write = false;
+  };
+  virtual void encode(Pending& p, const Request& req) = 0;
+  virtual std::optional<ReplyHead> parse(std::string_view data, Op op) = 0;
+
+  template <typename... Args>
+  static void format_head(Pending& p, fmt::format_string<Args...> f, Args&&... args) {
+    const auto r = fmt::format_to_n(p.head.data(), p.head.size(), f, std::forward<Args>(args)...);
+    p.head_size = std::min(r.size, p.head.size());  // options keep keys and paths well below
+  }
+
+  const ConnectionOptions& options() const noexcept { return o_; }
+
+ private:
+  void fail_all(std::string_view why) {
+    boost::system::error_code ec;
+    if (socket_.is_open()) {
+      socket_.shutdown(tcp::socket::shutdown_both, ec);
+      socket_.close(ec);
+    }
+    for (Pending* p : waiting_) {
+      p->outcome = Outcome::failed(std::string(why));
+      p->done = true;
+      p->timer.cancel();
+    }
+    waiting_.clear();
+    unwritten_ = 0;
+    wake_writer_.cancel();
+  }
+
+  asio::awaitable<void> write_loop(std::uint64_t gen) {
+    auto self = shared_from_this();
+    std::vector<Pending*> batch;
+    std::vector<asio::const_buffer> buffers;
+    while (gen == generation_ && socket_.is_open()) {
+      if (unwritten_ == 0) {
+        wake_writer_.expires_at(Clock::time_point::max());
+        co_await wake_writer_.async_wait(as_tuple(use_awaitable));
+        continue;
+      }
+      batch.clear();
+      buffers.clear();
+      for (std::size_t i = waiting_.size() - unwritten_; i < waiting_.size() && batch.size() < 64;
+           ++i) {
+        Pending* p = waiting_[i];
+        p->in_write = true;
+        batch.push_back(p);
+        buffers.emplace_back(p->head.data(), p->head_size);
+        if (p->payload.size() > 0) buffers.push_back(p->payload);
+        if (!p->trailer.empty()) buffers.emplace_back(p->trailer.data(), p->trailer.size());
+      }
+      unwritten_ -= batch.size();
+      // A span, not the vector: async_write copies its buffer sequence, and a vector copy
+      // allocates.
+      auto [ec, n] = co_await asio::async_write(
+          socket_, std::span<const asio::const_buffer>(buffers), as_tuple(use_awaitable));
+      for (Pending* p : batch)
+        p->in_write = false;
+      write_done_.cancel();
+      if (ec) {
+        if (gen == generation_) fail_all("closed");
+        co_return;
+      }
+    }
+  }
+
+  asio::awaitable<void> read_loop(std::uint64_t gen) {
+    auto self = shared_from_this();
+    begin_ = end_ = 0;
+    std::optional<ReplyHead> reply;  // the reply being read
+    for (;;) {
+      // Take every complete reply (and the part of a body) that is in the buffer.
+      for (;;) {
+        if (!reply) {
+          if (begin_ == end_) break;
+          if (waiting_.size() == unwritten_) {
+            fail_all("protocol");  // a reply to nothing that was sent
+            co_return;
+          }
+          try {
+            reply = parse({in_.data() + begin_, end_ - begin_}, waiting_.front()->op);
+          } catch (const ProtocolError&) {
+            fail_all("protocol");
+            co_return;
+          }
+          if (!reply) {
+            if (end_ - begin_ > 64 * 1024) {
+              fail_all("protocol");
+              co_return;
+            }
+            break;
+          }
+          begin_ += reply->head;
+          if (auto* body = waiting_.front()->body) body->clear();
+        }
+        Pending& p = *waiting_.front();
+        const std::size_t take = std::min(reply->body, end_ - begin_);
+        if (p.body) {
+          const auto* from = reinterpret_cast<const std::byte*>(in_.data() + begin_);
+          p.body->insert(p.body->end(), from, from + take);
+        }
+        begin_ += take;
+        reply->body -= take;
+        p.outcome.bytes += take;
+        if (reply->body > 0) break;
+        const std::size_t skip = std::min(reply->trailer, end_ - begin_);
+        begin_ += skip;
+        reply->trailer -= skip;
+        if (reply->trailer > 0) break;
+        waiting_.pop_front();
+        p.outcome.kind = reply->kind;
+        p.outcome.error = std::move(reply->error);
+        p.done = true;
+        p.timer.cancel();
+        const bool close = reply->close;
+        reply.reset();
+        if (close) {
+          fail_all("closed");
+          co_return;
+        }
+      }
+      if (begin_ == end_) {
+        begin_ = end_ = 0;
+      } else if (in_.size() - end_ < 16 * 1024) {
+        std::memmove(in_.data(), in_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+      }
+      auto [ec, n] = co_await socket_.async_read_some(
+          asio::buffer(in_.data() + end_, in_.size() - end_), as_tuple(use_awaitable));
+      if (gen != generation_) co_return;  // a reconnect replaced this socket
+      if (ec) {
+        fail_all("closed");
+        co_return;
+      }
+      end_ += n;
+    }
+  }
+
+  asio::any_io_executor ex_;
+  ConnectionOptions o_;
+  tcp::socket socket_;
+  std::uint64_t generation_ = 0;  // one per open(): the loops of an old socket end quietly
+  std::deque<Pending*> waiting_;  // in the order sent, so in the order of the replies
+  std::size_t unwritten_ = 0;     // the last entries of waiting_ that the writer has not taken
+  asio::steady_timer wake_writer_;
+  asio::steady_timer write_done_;  // cancelled after each write
+  std::vector<char> in_;
+  std::size_t begin_ = 0, end_ = 0;  // unread bytes of in_
+};
+
+class HttpConnection final : public StreamConnection {
+ public:
+  using StreamConnection::StreamConnection;
+
+ private:
+  void encode(Pending& p, const Request& req) override {
+    const auto& t = options().target;
+    if (t.plain_get()) {
+      format_head(p, "GET {} HTTP/1.1\r\nHost: {}:{}\r\n\r\n", t.path, t.host, t.port);
+    } else if (req.op == Op::get) {
+      format_head(p, "GET /v1/buffers/{} HTTP/1.1\r\nHost: {}:{}\r\n\r\n", req.key, t.host, t.port);
+    } else {
+      format_head(p, "PUT /v1/buffers/{} HTTP/1.1\r\nHost: {}:{}\r\nContent-Length: {}\r\n\r\n",
+                  req.key, t.host, t.port, req.payload.size());
+      p.payload = req.payload;
+    }
+  }
+  std::optional<ReplyHead> parse(std::string_view data, Op op) override {
+    return parse_http_reply(data, op);
+  }
+};
+
+class RedisConnection final : public StreamConnection {
+ public:
+  using StreamConnection::StreamConnection;
+
+ private:
+  void encode(Pending& p, const Request& req) override {
+    if (req.op == Op::get) {
+      format_head(p, "*2\r\n$3\r\nGET\r\n${}\r\n{}\r\n", req.key.size(), req.key);
+    } else {
+      format_head(p, "*3\r\n$3\r\nSET\r\n${}\r\n{}\r\n${}\r\n", req.key.size(), req.key,
+                  req.payload.size());
+      p.payload = req.payload;
+      p.trailer = "\r\n";
+    }
+  }
+  std::optional<ReplyHead> parse(std::string_view data, Op op) override {
+    return parse_resp_reply(data, op);
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<Connection> make_connection(asio::any_io_executor executor,
+                                            const ConnectionOptions& options) {
+  switch (options.target.kind) {
+    case Target::Kind::rpc:
+      return std::make_shared<RpcConnection>(std::move(executor), options);
+    case Target::Kind::http:
+      return std::make_shared<HttpConnection>(std::move(executor), options);
+    case Target::Kind::redis:
+      return std::make_shared<RedisConnection>(std::move(executor), options);
+  }
+  return nullptr;
+}
+
+}  // namespace bufpool::bench
