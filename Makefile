@@ -5,12 +5,12 @@ PRESET ?= release
 JOBS ?= $(shell nproc)
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-# Build and test dependencies (all Debian 12 packages). Allocators are for the benchmarks; curl
-# and prometheus (for promtool) for the server tests.
+# Build and test dependencies (all Debian 12 packages). Allocators are for the benchmarks; curl,
+# prometheus (for promtool) and redis-server (bufpool-bench's RESP client) for the server tests.
 DEPS := cmake ninja-build g++ make ccache pkg-config clang-format \
         libboost1.81-dev libfmt-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev \
         libtomlplusplus-dev libcli11-dev libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev \
-        curl prometheus
+        curl prometheus redis-server
 
 .PHONY: all deps bench-deps configure build test bench bench-server asan tsan ci format clean help \
         run dist dist-check

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -45,50 +46,30 @@ inline std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-class ServerProcess {
+/// A child process whose output goes to a log file; stopped (SIGTERM, then SIGKILL) at the end.
+class ChildProcess {
  public:
-  /// Starts bufpool-server with 127.0.0.1:0 listeners, a port file, and `args`; waits until it
-  /// listens (at most 10 s).
-  explicit ServerProcess(std::vector<std::string> args = {}) {
-    const std::string port_file = dir_.file("ports.json");
-    log_path_ = dir_.file("server.log");
-    std::vector<std::string> all = {BUFPOOL_SERVER_BIN, "--http-listen", "127.0.0.1:0",
-                                    "--rpc-listen",     "127.0.0.1:0",   "--port-file",
-                                    port_file,          "--threads",     "2"};
-    all.insert(all.end(), args.begin(), args.end());
+  ChildProcess(std::vector<std::string> argv, std::string log_path)
+      : log_path_(std::move(log_path)) {
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
       const int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       dup2(fd, 1);
       dup2(fd, 2);
-      std::vector<char*> argv;
-      for (auto& a : all)
-        argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
+      std::vector<char*> args;
+      for (auto& a : argv)
+        args.push_back(a.data());
+      args.push_back(nullptr);
+      execvp(args[0], args.data());
       _exit(127);
     }
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!std::filesystem::exists(port_file)) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        throw std::runtime_error("bufpool-server exited at start:\n" + log());
-      }
-      if (std::chrono::steady_clock::now() > until)
-        throw std::runtime_error("server start timeout");
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    const std::string ports = read_file(port_file);
-    http_port = parse_port(ports, "\"http\": ");
-    rpc_port = parse_port(ports, "\"rpc\": ");
   }
-  ~ServerProcess() {
+  ~ChildProcess() {
     if (pid_ > 0) stop();
   }
-  ServerProcess(const ServerProcess&) = delete;
-  ServerProcess& operator=(const ServerProcess&) = delete;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
 
   /// Sends `sig` (SIGTERM by default) and waits for the exit (SIGKILL after `limit`). Returns the
   /// exit code, or 128 + signal if it was killed.
@@ -114,23 +95,68 @@ class ServerProcess {
     exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return exit_code_;
   }
-  bool running() const { return pid_ > 0 && kill(pid_, 0) == 0; }
+  /// True while it runs; false (and reaped) once it has exited.
+  bool running() {
+    int status = 0;
+    if (pid_ > 0 && waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    return pid_ > 0;
+  }
+  pid_t pid() const noexcept { return pid_; }
   std::string log() const { return read_file(log_path_); }
-  const TempDir& dir() const { return dir_; }
 
+ private:
+  std::string log_path_;
+  pid_t pid_ = -1;
+  int exit_code_ = -1;
+};
+
+class ServerProcess : public ChildProcess {
+ public:
+  /// Starts bufpool-server with 127.0.0.1:0 listeners, a port file, and `args`; waits until it
+  /// listens (at most 10 s).
+  explicit ServerProcess(std::vector<std::string> args = {})
+      : ServerProcess(std::make_unique<TempDir>(), std::move(args)) {}
+
+  ~ServerProcess() { stop(); }  // before the directory with its log goes
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  const TempDir& dir() const { return *dir_; }
   std::uint16_t http_port = 0;
   std::uint16_t rpc_port = 0;
 
  private:
+  ServerProcess(std::unique_ptr<TempDir> dir, std::vector<std::string> args)
+      : ChildProcess(command(*dir, std::move(args)), dir->file("server.log")),
+        dir_(std::move(dir)) {
+    const std::string port_file = dir_->file("ports.json");
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!std::filesystem::exists(port_file)) {
+      if (!running()) throw std::runtime_error("bufpool-server exited at start:\n" + log());
+      if (std::chrono::steady_clock::now() > until)
+        throw std::runtime_error("server start timeout");
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const std::string ports = read_file(port_file);
+    http_port = parse_port(ports, "\"http\": ");
+    rpc_port = parse_port(ports, "\"rpc\": ");
+  }
+  static std::vector<std::string> command(const TempDir& dir, std::vector<std::string> args) {
+    std::vector<std::string> all = {BUFPOOL_SERVER_BIN,     "--http-listen", "127.0.0.1:0",
+                                    "--rpc-listen",         "127.0.0.1:0",   "--port-file",
+                                    dir.file("ports.json"), "--threads",     "2"};
+    all.insert(all.end(), args.begin(), args.end());
+    return all;
+  }
   static std::uint16_t parse_port(const std::string& json, const std::string& key) {
     const auto at = json.find(key);
     if (at == std::string::npos) throw std::runtime_error("bad port file: " + json);
     return static_cast<std::uint16_t>(std::stoi(json.substr(at + key.size())));
   }
-  TempDir dir_;
-  std::string log_path_;
-  pid_t pid_ = -1;
-  int exit_code_ = -1;
+  std::unique_ptr<TempDir> dir_;
 };
 
 /// Runs a shell command; returns its exit code and standard output.
