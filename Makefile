@@ -12,7 +12,7 @@ DEPS := cmake ninja-build g++ make ccache pkg-config clang-format \
         libtomlplusplus-dev libcli11-dev libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev \
         curl prometheus redis-server
 
-.PHONY: all deps bench-deps configure build test bench bench-server asan tsan ci format clean help \
+.PHONY: all deps bench-deps configure build test bench bench-server compare asan tsan ci format clean help \
         run dist dist-check
 all: build
 
@@ -21,6 +21,7 @@ help:
 	@echo "make test   install missing packages, build ($(PRESET)), run every test with ctest"
 	@echo "make bench  build and run the Google Benchmark binaries (release)"
 	@echo "make bench-server  bufpool-server's HTTP GET throughput with wrk, against nginx"
+	@echo "make compare  bufpool-server against nginx and Redis (wrk, bufpool-bench), pinned; writes perf/RESULTS.md"
 	@echo "make asan   build and test with AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make tsan   build and run the concurrency tests with ThreadSanitizer"
 	@echo "make ci     what CI runs: test, asan, tsan, dist-check"
@@ -41,8 +42,8 @@ install_missing = missing=$$(for p in $(1); do \
 deps:
 	@$(call install_missing,$(DEPS))
 
-# For perf/server_bench.sh: load generator and the baseline server.
-BENCH_DEPS := wrk nginx-light
+# For perf/server_bench.sh and perf/compare.sh: load generator, the peers, and the chart.
+BENCH_DEPS := wrk nginx-light redis-server gnuplot-nox
 bench-deps:
 	@$(call install_missing,$(BENCH_DEPS))
 
@@ -68,6 +69,11 @@ bench:
 bench-server: bench-deps
 	$(MAKE) build PRESET=release
 	perf/server_bench.sh
+
+# Issue 5's comparison: bufpool-server vs nginx and Redis; writes perf/RESULTS.md and compare.svg.
+compare: bench-deps
+	$(MAKE) build PRESET=release
+	perf/compare.sh
 
 ci: test asan tsan dist-check
 

@@ -2,6 +2,7 @@
 
 #include <bufpool/error.hpp>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -52,7 +53,20 @@ struct Client::Frame {
   rpc::HeaderBytes header;
   std::string key;
   asio::const_buffer payload;
+  std::size_t written = 0;  // bytes that call() wrote directly (only the front frame has any)
+  std::size_t size() const { return header.size() + key.size() + payload.size(); }
 };
+
+namespace {
+// Drops the first n bytes of a gathered write (already written).
+void drop_front(std::vector<asio::const_buffer>& buffers, std::size_t n) {
+  std::size_t i = 0;
+  while (n > 0 && i < buffers.size() && buffers[i].size() <= n)
+    n -= buffers[i++].size();
+  buffers.erase(buffers.begin(), buffers.begin() + static_cast<std::ptrdiff_t>(i));
+  if (n > 0 && !buffers.empty()) buffers.front() += n;
+}
+}  // namespace
 
 Client::Client(tcp::socket socket, ClientOptions options)
     : socket_(std::move(socket)),
@@ -60,6 +74,8 @@ Client::Client(tcp::socket socket, ClientOptions options)
       wake_writer_(socket_.get_executor(), Clock::time_point::max()),
       write_done_(socket_.get_executor(), Clock::time_point::max()),
       in_(64 * 1024) {
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);  // for the direct reads and writes; async ones are unaffected
   if (options_.pool) {
     pool_ = options_.pool;
   } else {
@@ -149,8 +165,19 @@ asio::awaitable<Client::Reply> Client::call(rpc::Opcode op, std::string_view key
   frame->key.assign(key);
   frame->payload = payload;
   pending_.emplace(id, &pending);
-  outgoing_.push_back(std::move(frame));
-  wake_writer_.cancel();
+  if (!writing_ && outgoing_.empty() && pending_.size() == 1) {
+    // The only call in flight: write it now rather than through the writer (which costs a trip
+    // through the executor). With calls in flight, the writer batches them into one write.
+    const std::array<asio::const_buffer, 3> buffers{asio::buffer(frame->header),
+                                                    asio::buffer(frame->key), payload};
+    boost::system::error_code ec;
+    frame->written = socket_.write_some(buffers, ec);
+    if (ec) frame->written = 0;  // would_block, or an error that the writer meets
+  }
+  if (frame->written < frame->size()) {
+    outgoing_.push_back(std::move(frame));
+    wake_writer_.cancel();
+  }
   pending.timer.expires_after(options_.request_timeout);
   co_await pending.timer.async_wait(as_tuple(use_awaitable));
   if (pending.reply) co_return std::move(*pending.reply);
@@ -162,6 +189,10 @@ asio::awaitable<Client::Reply> Client::call(rpc::Opcode op, std::string_view key
   bool queued = false;
   for (auto it = outgoing_.begin(); it != outgoing_.end(); ++it) {
     if ((*it)->id == id) {
+      if ((*it)->written > 0) {
+        close();  // half of it is on the wire: the stream cannot be framed without the rest
+        throw std::system_error(make_error_code(errc::timed_out), "bufpool rpc call");
+      }
       outgoing_.erase(it);
       queued = true;
       break;
@@ -193,6 +224,7 @@ asio::awaitable<void> Client::write_loop() {
       if (!f.key.empty()) buffers.push_back(asio::buffer(f.key));
       if (f.payload.size() > 0) buffers.push_back(f.payload);
     }
+    drop_front(buffers, batch.front()->written);
     // Calls that time out meanwhile wait for this write before their payload may go away.
     batch_first_ = batch.front()->id;
     batch_last_ = batch.back()->id;
@@ -209,11 +241,25 @@ asio::awaitable<void> Client::write_loop() {
   }
 }
 
+// Reads go straight to the socket; after a read that emptied it, readiness is awaited first,
+// which saves the read that would fail with EAGAIN. drained_ is reset wherever the reader yields
+// otherwise (the reactor may have taken the readiness edge meanwhile).
 asio::awaitable<bool> Client::fill(std::size_t n) {
   while (in_.size() < n) {
-    auto [ec, got] = co_await socket_.async_read_some(in_.prepare(in_.max_size() - in_.size()),
-                                                      as_tuple(use_awaitable));
+    if (drained_) {
+      drained_ = false;
+      auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, as_tuple(use_awaitable));
+      if (wec) co_return false;
+    }
+    boost::system::error_code ec;
+    const std::size_t space = in_.max_size() - in_.size();
+    const std::size_t got = socket_.read_some(in_.prepare(space), ec);
+    if (ec == asio::error::would_block) {
+      drained_ = true;
+      continue;
+    }
     if (ec) co_return false;
+    drained_ = got < space;
     in_.commit(got);
   }
   co_return true;
@@ -238,12 +284,16 @@ asio::awaitable<void> Client::read_loop() {
     std::error_code fail;
     if (len > 0) {
       if (p) {
-        auto [ec, b] = co_await pool_->async_allocate_for(len, options_.alloc_timeout,
-                                                          as_tuple(use_awaitable));
-        if (ec)
-          fail = ec;
-        else
-          payload = std::move(b);
+        payload = pool_->allocate_if_free(len);
+        if (!payload) {
+          auto [ec, b] = co_await pool_->async_allocate_for(len, options_.alloc_timeout,
+                                                            as_tuple(use_awaitable));
+          drained_ = false;
+          if (ec)
+            fail = ec;
+          else
+            payload = std::move(b);
+        }
       }
       std::size_t have = std::min(len, in_.size());
       if (payload) std::memcpy(payload.data(), unread(), have);
@@ -253,6 +303,7 @@ asio::awaitable<void> Client::read_loop() {
           auto [ec, got] = co_await socket_.async_read_some(
               asio::buffer(payload.data() + have, len - have), as_tuple(use_awaitable));
           if (ec) break;
+          drained_ = got < len - have;
           have += got;
         } else {  // nobody wants it (a late reply, or no memory): read and drop it
           if (!co_await fill(1)) break;

@@ -83,6 +83,7 @@ class PoolCore {
 
   Buffer try_allocate(std::size_t size, std::error_code& ec) noexcept;
   bool allocate_now(std::size_t size, Buffer& out, std::error_code& ec) noexcept;
+  Buffer allocate_if_free(std::size_t size) noexcept;
   void enqueue(Waiter* waiter) noexcept;
   void release(std::uint32_t chunk, std::uint32_t level, const std::byte* data,
                std::uint32_t size) noexcept;
@@ -469,6 +470,17 @@ std::uint32_t PoolCore::allocate_locked(unsigned level, Lock& lk, std::error_cod
   return true;
 }
 
+// allocate_now's flat path alone: no chunk is taken, nothing is refused or counted as a failure.
+Buffer PoolCore::allocate_if_free(std::size_t size) noexcept {
+  std::error_code ec;
+  const int level = level_for(size, ec);
+  if (level < 0) return {};
+  Lock lk(lock_);
+  if (waiters_head_ == nullptr && !closed_ && free_[level].head != nil)
+    return make_buffer(take_free(static_cast<unsigned>(level)), static_cast<unsigned>(level), size);
+  return {};
+}
+
 void PoolCore::enqueue(Waiter* w) noexcept {
   std::error_code ec;
   Waiter* served = nullptr;
@@ -719,6 +731,10 @@ BuddyPool::~BuddyPool() {
 
 Buffer BuddyPool::try_allocate(std::size_t size, std::error_code& ec) noexcept {
   return core_->try_allocate(size, ec);
+}
+
+Buffer BuddyPool::allocate_if_free(std::size_t size) noexcept {
+  return core_->allocate_if_free(size);
 }
 
 Buffer BuddyPool::allocate(std::size_t size) {

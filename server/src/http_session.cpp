@@ -3,6 +3,7 @@
 // pool memory, in one write. See docs/architecture.md for the path of a PUT and a GET.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <bufpool/co_allocate.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -414,8 +415,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     Body body;
     if (len > 0) {
       disarm();  // the wait has its own limit; meanwhile TCP pushes back on the client
-      auto [ec, buffer] = co_await server_.pool().async_allocate_for(
-          static_cast<std::size_t>(len), config_.alloc_timeout, as_tuple(use_awaitable));
+      auto [ec, buffer] = co_await co_allocate_for(server_.pool(), static_cast<std::size_t>(len),
+                                                   config_.alloc_timeout);
       if (ec) {
         if (ec == make_error_code(errc::timed_out)) {
           server_.counters().add(server_.counters().alloc_timeouts);

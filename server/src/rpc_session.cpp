@@ -49,34 +49,35 @@ rpc::Service make_store_service(Server& server) {
   using rpc::Request;
   using rpc::Response;
   using rpc::Status;
+  // Every operation is a lookup in memory that answers at once: synchronous handlers, run in the
+  // connection's reader, so that a pipelined batch is one read and one write.
   rpc::Service s;
-  s.on(rpc::Opcode::ping, false,
-       [](Request) -> asio::awaitable<Response> { co_return Response{}; });
-  s.on(rpc::Opcode::put, true, [&server](Request r) -> asio::awaitable<Response> {
+  s.on_sync(rpc::Opcode::ping, false, [](Request) { return Response{}; });
+  s.on_sync(rpc::Opcode::put, true, [&server](Request r) {
     switch (server.store().put(r.key, SharedBuffer(std::move(r.payload)))) {
       case BufferStore::PutResult::created:
-        co_return Response{Status::ok, rpc::flags::created, {}};
+        return Response{Status::ok, rpc::flags::created, {}};
       case BufferStore::PutResult::replaced:
-        co_return Response{};
+        return Response{};
       case BufferStore::PutResult::no_room:
         break;
     }
-    co_return Response::error(Status::unavailable, "the key arena or max_keys is full");
+    return Response::error(Status::unavailable, "the key arena or max_keys is full");
   });
-  s.on(rpc::Opcode::get, true, [&server](Request r) -> asio::awaitable<Response> {
+  s.on_sync(rpc::Opcode::get, true, [&server](Request r) {
     auto value = server.store().get(r.key);
-    if (!value) co_return Response::error(Status::not_found, "no such key");
-    co_return Response{Status::ok, 0, std::move(*value)};  // written straight from the pool
+    if (!value) return Response::error(Status::not_found, "no such key");
+    return Response{Status::ok, 0, std::move(*value)};  // written straight from the pool
   });
-  s.on(rpc::Opcode::erase, true, [&server](Request r) -> asio::awaitable<Response> {
-    if (server.store().erase(r.key)) co_return Response{};
-    co_return Response::error(Status::not_found, "no such key");
+  s.on_sync(rpc::Opcode::erase, true, [&server](Request r) {
+    if (server.store().erase(r.key)) return Response{};
+    return Response::error(Status::not_found, "no such key");
   });
-  s.on(rpc::Opcode::echo, false, [](Request r) -> asio::awaitable<Response> {
-    co_return Response{Status::ok, 0, std::move(r.payload)};
+  s.on_sync(rpc::Opcode::echo, false, [](Request r) {
+    return Response{Status::ok, 0, std::move(r.payload)};
   });
-  s.on(rpc::Opcode::stats, false, [&server](Request) -> asio::awaitable<Response> {
-    co_return Response{Status::ok, 0, server.stats_json()};
+  s.on_sync(rpc::Opcode::stats, false, [&server](Request) {
+    return Response{Status::ok, 0, server.stats_json()};
   });
   return s;
 }

@@ -114,6 +114,7 @@ class Client : public std::enable_shared_from_this<Client> {
   bool writing_ = false;
   std::uint64_t batch_first_ = 0, batch_last_ = 0;  // ids in the write in progress
   boost::asio::streambuf in_;                       // bytes read and not yet used
+  bool drained_ = false;  // the last read emptied the socket: await readiness before the next
   const std::byte* unread() const noexcept {
     return static_cast<const std::byte*>(in_.data().data());
   }

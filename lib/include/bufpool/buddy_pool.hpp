@@ -104,6 +104,10 @@ class BuddyPool {
   Buffer try_allocate(std::size_t size, std::error_code& ec) noexcept;
   /// As try_allocate, but throws std::system_error on failure.
   Buffer allocate(std::size_t size);
+  /// A block at once if one of the right level is free and nobody waits; otherwise an empty
+  /// Buffer, with no chunk taken and nothing counted. The fast path in front of async_allocate
+  /// (whose completion always goes through the executor): see co_allocate_for().
+  Buffer allocate_if_free(std::size_t size) noexcept;
 
   /// Allocates `size` bytes, waiting for frees if the memory limit is reached.
   /// Completion signature: void(boost::system::error_code, Buffer). Asio recognises only that

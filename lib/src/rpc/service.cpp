@@ -1,5 +1,7 @@
 #include "bufpool/rpc/service.hpp"
 
+#include <tuple>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -22,7 +24,10 @@ constexpr std::size_t write_chunk = 4u << 20;
 }  // namespace
 
 void Service::on(std::uint8_t opcode, bool needs_key, Handler handler) {
-  entries_[opcode] = Entry{std::move(handler), needs_key};
+  entries_[opcode] = Entry{std::move(handler), {}, needs_key};
+}
+void Service::on_sync(std::uint8_t opcode, bool needs_key, SyncHandler handler) {
+  entries_[opcode] = Entry{{}, std::move(handler), needs_key};
 }
 
 // A response on its way out: its header bytes and its payload, kept alive until written.
@@ -38,7 +43,27 @@ struct Connection::Outgoing {
     };
     return std::visit(V{}, response.payload);
   }
+  std::size_t size() const { return header.size() + payload().size(); }
 };
+
+namespace {
+// The buffers of `entries`, less the first `skip` bytes (already written).
+template <typename Entries>
+void gather_buffers(const Entries& entries, std::size_t skip,
+                    std::vector<asio::const_buffer>& buffers) {
+  buffers.clear();
+  for (const auto& out : entries) {
+    for (asio::const_buffer b : {asio::const_buffer(asio::buffer(out->header)), out->payload()}) {
+      if (b.size() <= skip) {
+        skip -= b.size();
+        continue;
+      }
+      buffers.push_back(b + skip);
+      skip = 0;
+    }
+  }
+}
+}  // namespace
 
 // A coroutine that runs handlers, one request at a time; woken through its own timer.
 struct Connection::Worker {
@@ -62,6 +87,8 @@ Connection::Connection(tcp::socket socket, const Service& service, BuddyPool& po
       in_(read_buffer_size) {
   error_code ec;
   socket_.set_option(tcp::no_delay(true), ec);  // a response is one gathered write: no Nagle
+  // For the reader's and flush_now()'s direct reads and writes; async operations are unaffected.
+  socket_.non_blocking(true, ec);
 }
 
 Connection::~Connection() = default;
@@ -162,13 +189,30 @@ asio::awaitable<void> Connection::work(Worker* w) {
 }
 
 // Makes at least n unread bytes available. `first`: waiting for a new frame (idle timeout).
+// Responses owed are flushed first. Reads go straight to the socket; after a read that emptied
+// it, readiness is awaited first, which saves the read that would fail with EAGAIN.
 asio::awaitable<bool> Connection::fill(std::size_t n, bool first) {
   while (in_.size() < n) {
+    flush_now();
     arm(first && in_.size() == 0 ? options_.idle_timeout : options_.read_timeout);
-    auto [ec, got] = co_await socket_.async_read_some(in_.prepare(in_.max_size() - in_.size()),
-                                                      as_tuple(use_awaitable));
+    if (drained_) {
+      drained_ = false;
+      auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, as_tuple(use_awaitable));
+      if (wec) {
+        disarm();
+        co_return false;
+      }
+    }
+    error_code ec;
+    const std::size_t space = in_.max_size() - in_.size();
+    const std::size_t got = socket_.read_some(in_.prepare(space), ec);
+    if (ec == asio::error::would_block) {
+      drained_ = true;
+      continue;
+    }
     disarm();
     if (ec) co_return false;
+    drained_ = got < space;
     in_.commit(got);
     observer_->bytes_in(got);
     observer_->busy(true);
@@ -187,7 +231,7 @@ asio::awaitable<bool> Connection::skip(std::uint64_t n) {
   co_return true;
 }
 
-void Connection::push(std::uint8_t opcode, std::uint64_t id, Response response) {
+void Connection::push(std::uint8_t opcode, std::uint64_t id, Response response, bool wake) {
   std::unique_ptr<Outgoing> out;
   if (spare_.empty()) {
     out = std::make_unique<Outgoing>();
@@ -204,14 +248,44 @@ void Connection::push(std::uint8_t opcode, std::uint64_t id, Response response) 
   h.payload_length = out->payload().size();
   out->header = encode(h);
   queue_.push_back(std::move(out));
-  wake_writer_.cancel();
+  ++unsent_;
+  if (wake) wake_writer_.cancel();
+}
+
+// Writes the queued responses at once, from the reader, if the writer is idle; the writer
+// coroutine takes over whatever the socket does not accept now.
+void Connection::flush_now() {
+  if (queue_.empty() || !socket_.is_open()) return;
+  if (writing_) {
+    wake_writer_.cancel();  // it takes the rest after its write
+    return;
+  }
+  gather_buffers(queue_, written_ahead_, flush_buffers_);
+  error_code ec;
+  std::size_t n = socket_.write_some(std::span<const asio::const_buffer>(flush_buffers_), ec);
+  if (ec) n = 0;  // would_block, or an error that the writer meets and handles
+  observer_->bytes_out(n);
+  std::size_t done = 0;
+  n += written_ahead_;
+  while (done < queue_.size() && queue_[done]->size() <= n) {
+    n -= queue_[done]->size();
+    queue_[done]->response = Response{};
+    spare_.push_back(std::move(queue_[done]));
+    ++done;
+  }
+  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(done));
+  unsent_ -= done;
+  written_ahead_ = n;
+  if (!queue_.empty()) wake_writer_.cancel();
 }
 
 asio::awaitable<void> Connection::read_loop() {
   for (;;) {
-    while (in_flight_ >= options_.pipeline_depth && !stop_reading_ && socket_.is_open()) {
+    if (in_flight_ + unsent_ >= options_.pipeline_depth) flush_now();
+    while (in_flight_ + unsent_ >= options_.pipeline_depth && !stop_reading_ && socket_.is_open()) {
       wake_reader_.expires_at(Clock::time_point::max());  // TCP pushes back on the client
       co_await wake_reader_.async_wait(as_tuple(use_awaitable));
+      drained_ = false;  // the reactor may have seen the socket's readiness meanwhile
     }
     if (stop_reading_ || !socket_.is_open()) co_return;
     if (in_flight_ == 0 && in_.size() == 0) observer_->busy(false);
@@ -265,8 +339,14 @@ asio::awaitable<void> Connection::read_loop() {
     }
     const auto len = static_cast<std::size_t>(h.payload_length);
     if (len > 0) {
-      auto [ec, buffer] =
-          co_await pool_.async_allocate_for(len, options_.alloc_timeout, as_tuple(use_awaitable));
+      Buffer buffer = pool_.allocate_if_free(len);
+      error_code ec;
+      if (!buffer) {  // wait for memory (the reader yields: responses owed go out first)
+        flush_now();
+        std::tie(ec, buffer) =
+            co_await pool_.async_allocate_for(len, options_.alloc_timeout, as_tuple(use_awaitable));
+        drained_ = false;
+      }
       if (ec) {
         // No memory in time: drop the payload, keep the connection (the client may retry).
         if (!co_await skip(len)) co_return;
@@ -277,16 +357,29 @@ asio::awaitable<void> Connection::read_loop() {
       std::size_t have = std::min(len, in_.size());
       std::memcpy(buffer.data(), unread(), have);
       in_.consume(have);
+      if (have < len) flush_now();
       while (have < len) {
         arm(options_.read_timeout);
         auto [rec, got] = co_await socket_.async_read_some(
             asio::buffer(buffer.data() + have, len - have), as_tuple(use_awaitable));
         disarm();
         if (rec) co_return;  // stopped short: the buffer goes back to the pool
+        drained_ = got < len - have;
         have += got;
         observer_->bytes_in(got);
       }
       request.payload = std::move(buffer);
+    }
+    if (entry->sync) {  // answered here; the response goes out with the others of this read
+      Response response;
+      try {
+        response = entry->sync(std::move(request));
+      } catch (const std::exception& e) {
+        response = Response::error(Status::internal, e.what());
+      }
+      observer_->request_done(h.opcode, response.status);
+      push(h.opcode, h.request_id, std::move(response), false);
+      continue;
     }
     ++in_flight_;
     dispatch(std::move(request), &entry->handler);
@@ -327,11 +420,9 @@ asio::awaitable<void> Connection::write_loop() {
       co_await wake_writer_.async_wait(as_tuple(use_awaitable));
     }
     batch.swap(queue_);  // everything queued goes out in one gathered write
-    buffers.clear();
-    for (const auto& out : batch) {
-      buffers.push_back(asio::buffer(out->header));
-      if (auto p = out->payload(); p.size() > 0) buffers.push_back(p);
-    }
+    gather_buffers(batch, written_ahead_, buffers);
+    written_ahead_ = 0;
+    writing_ = true;
     auto progress = [this](const error_code& ec, std::size_t) -> std::size_t {
       arm(options_.read_timeout);  // a peer that stops reading is cut off
       return ec ? 0 : write_chunk;
@@ -339,13 +430,16 @@ asio::awaitable<void> Connection::write_loop() {
     // A span, not the vector: async_write copies its buffer sequence, and a vector copy allocates.
     auto [ec, n] = co_await asio::async_write(socket_, std::span<const asio::const_buffer>(buffers),
                                               progress, as_tuple(use_awaitable));
+    writing_ = false;
     disarm();
     observer_->bytes_out(n);
     for (auto& out : batch) {  // payloads are released now; the entries are kept for reuse
       out->response = Response{};
       spare_.push_back(std::move(out));
     }
+    unsent_ -= batch.size();
     batch.clear();
+    wake_reader_.cancel();  // pipeline slots are free again
     if (ec) {
       close_socket();
       queue_.clear();

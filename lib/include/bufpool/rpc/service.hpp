@@ -45,6 +45,9 @@ struct Response {
 };
 
 using Handler = std::function<asio::awaitable<Response>(Request)>;
+/// A handler that answers at once (a lookup in memory, say). The connection runs it inside its
+/// reader: no coroutine per request, and every response to one socket read goes out in one write.
+using SyncHandler = std::function<Response(Request)>;
 
 /// The handlers of a service, by opcode. Register them before serving; read-only afterwards, so
 /// one Service may serve many connections on many threads.
@@ -56,12 +59,18 @@ class Service {
   void on(Opcode opcode, bool needs_key, Handler handler) {
     on(static_cast<std::uint8_t>(opcode), needs_key, std::move(handler));
   }
+  void on_sync(std::uint8_t opcode, bool needs_key, SyncHandler handler);
+  void on_sync(Opcode opcode, bool needs_key, SyncHandler handler) {
+    on_sync(static_cast<std::uint8_t>(opcode), needs_key, std::move(handler));
+  }
   struct Entry {
-    Handler handler;
+    Handler handler;  // one of the two is set
+    SyncHandler sync;
     bool needs_key = false;
   };
   const Entry* find(std::uint8_t opcode) const noexcept {
-    return entries_[opcode].handler ? &entries_[opcode] : nullptr;
+    const Entry& e = entries_[opcode];
+    return e.handler || e.sync ? &e : nullptr;
   }
 
  private:
@@ -90,10 +99,13 @@ class ConnectionObserver {
 };
 
 /// One connection: reads frames, reads each payload into a pool buffer (waiting for memory up to
-/// alloc_timeout), runs the handlers concurrently (up to pipeline_depth), and writes each
-/// response as header + payload in one gathered write, in completion order. Malformed frames get
-/// an error response, then the connection closes after the responses already owed. Single
-/// executor: create it, run() it and close() it on the socket's executor.
+/// alloc_timeout), runs the handlers (synchronous ones in the reader, coroutine ones concurrently,
+/// up to pipeline_depth requests read ahead of their responses being written), and writes the
+/// responses as header + payload gathered writes, in completion order. The responses to one
+/// socket read go out in one write, tried at once from the reader (the writer coroutine takes
+/// over what the socket does not accept), so a pipelined batch costs one read and one write.
+/// Malformed frames get an error response, then the connection closes after the responses already
+/// owed. Single executor: create it, run() it and close() it on the socket's executor.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, const Service& service, BuddyPool& pool, ConnectionOptions options,
@@ -117,7 +129,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<void> handle(Request request, Handler const* handler);
   asio::awaitable<bool> fill(std::size_t n, bool first);
   asio::awaitable<bool> skip(std::uint64_t n);
-  void push(std::uint8_t opcode, std::uint64_t id, Response response);
+  void push(std::uint8_t opcode, std::uint64_t id, Response response, bool wake = true);
+  void flush_now();
+  void gather(std::vector<std::unique_ptr<Outgoing>>& entries);
   void arm(std::chrono::milliseconds d);
   void disarm();
   void close_socket();
@@ -144,7 +158,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<Worker*> idle_;
   bool stop_workers_ = false;
-  std::size_t in_flight_ = 0;  // requests read whose response is not yet queued
+  std::size_t in_flight_ = 0;      // requests read whose response is not yet queued
+  std::size_t unsent_ = 0;         // responses queued or being written
+  bool writing_ = false;           // the writer coroutine has a write in progress
+  std::size_t written_ahead_ = 0;  // bytes of queue_'s front that a partial flush_now() wrote
+  // The last read emptied the socket: wait for readiness instead of a read that would fail with
+  // EAGAIN. Only valid while the reader has not yielded since (the reactor may have taken the
+  // readiness edge meanwhile).
+  bool drained_ = false;
+  std::vector<asio::const_buffer> flush_buffers_;
   bool reading_done_ = false;
   bool writer_done_ = false;
   bool stop_reading_ = false;
