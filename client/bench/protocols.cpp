@@ -325,7 +325,12 @@ class StreamConnection : public Connection, public std::enable_shared_from_this<
         p->in_write = false;
       write_done_.cancel();
       if (ec) {
-        if (gen == generation_) fail_all("closed");
+        // The server closed (a 503 before reading a large body, say): its reply may still be in
+        // the receive buffer, so the reader takes it and fails the rest when it meets the end.
+        if (gen == generation_) {
+          boost::system::error_code ignored;
+          socket_.shutdown(tcp::socket::shutdown_send, ignored);
+        }
         co_return;
       }
     }
