@@ -304,7 +304,7 @@ Report Engine::run(std::ostream& progress, bool tty) {
   }
   if (o_.rate > 0) interval_ns_ = 1e9 * o_.connections / o_.rate;
   if (o_.requests) budget_ = static_cast<std::int64_t>(*o_.requests);
-  // Each thread's replies (RPC) land in a pool of its own, sized for every reply in flight.
+  // Each thread's replies land in a pool of its own, sized for every reply in flight.
   std::size_t chunk = std::size_t{64} << 20;
   while (chunk < o_.sizes.max())
     chunk <<= 1;
@@ -312,7 +312,7 @@ Report Engine::run(std::ostream& progress, bool tty) {
                                  std::max<std::size_t>(o_.sizes.max(), 4096);
   for (unsigned t = 0; t < T; ++t) {
     auto ts = std::make_unique<ThreadState>();
-    if (o_.target.kind == Target::Kind::rpc) {
+    {
       BuddyPoolOptions po;
       po.chunk_size = chunk;
       po.min_block = 4096;
