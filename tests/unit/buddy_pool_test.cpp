@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -252,6 +255,43 @@ TEST(BuddyPool, StatisticsTrackUse) {
   EXPECT_EQ(s.bytes_in_use, 0u);
   EXPECT_EQ(s.bytes_requested, 0u);
   EXPECT_EQ(s.high_water, 5 * MiB);
+}
+
+}  // namespace
+}  // namespace bufpool
+
+namespace bufpool {
+namespace {
+
+// allocate_if_free: the flat path alone. It never takes a chunk, never jumps the queue of waiters,
+// and a refusal is not counted as a failure (it is only the fast path in front of a wait).
+TEST(BuddyPool, AllocateIfFreeTakesOnlyWhatIsFreeNow) {
+  BuddyPool pool(BuddyPoolOptions{.min_block = 4096, .max_memory = 64u << 20});
+  EXPECT_FALSE(pool.allocate_if_free(4096)) << "no chunk yet: that is the slow path's work";
+  EXPECT_EQ(pool.stats().chunks_held, 0u);
+  Buffer first = pool.allocate(4096);  // takes a chunk and splits it
+  Buffer b = pool.allocate_if_free(4096);
+  ASSERT_TRUE(b) << "a 4 KiB block is free after the split";
+  EXPECT_GE(b.size(), 4096u);
+  EXPECT_FALSE(pool.allocate_if_free(0)) << "invalid size";
+  EXPECT_FALSE(pool.allocate_if_free(std::size_t{1} << 30)) << "too large";
+  EXPECT_EQ(pool.stats().failures, 0u);
+  // Three 16 MiB blocks out and the fourth split by `first`: 4 KiB blocks are free, 16 MiB is
+  // not, so a 16 MiB request waits, and while it does, allocate_if_free takes nothing.
+  std::vector<Buffer> big;
+  for (int i = 0; i < 3; ++i)
+    big.push_back(pool.allocate(16u << 20));
+  boost::asio::io_context io;
+  Buffer waited;
+  pool.async_allocate(
+      16u << 20, boost::asio::bind_executor(
+                     io, [&](boost::system::error_code, Buffer got) { waited = std::move(got); }));
+  EXPECT_EQ(pool.stats().waiters, 1u);
+  EXPECT_FALSE(pool.allocate_if_free(4096)) << "the queued waiter comes first";
+  big.clear();
+  io.run();
+  EXPECT_TRUE(waited);
+  EXPECT_TRUE(pool.allocate_if_free(4096)) << "no waiter any more";
 }
 
 }  // namespace

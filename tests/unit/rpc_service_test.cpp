@@ -18,7 +18,8 @@ namespace {
 using asio::use_awaitable;
 
 // A user's own service on bufpool::rpc: opcode 40 waits for as many milliseconds as its payload
-// says, then answers with the payload; opcode 41 answers at once with its key reversed.
+// says, then answers with the payload; opcode 41 answers at once with its key reversed; opcode 42
+// is a synchronous handler (run in the connection's reader) that echoes its payload.
 Service slow_and_fast_service() {
   Service s;
   s.on(40, false, [](Request r) -> asio::awaitable<Response> {
@@ -31,6 +32,7 @@ Service slow_and_fast_service() {
   s.on(41, true, [](Request r) -> asio::awaitable<Response> {
     co_return Response{Status::ok, 0, std::string(r.key.rbegin(), r.key.rend())};
   });
+  s.on_sync(42, false, [](Request r) { return Response{Status::ok, 0, std::move(r.payload)}; });
   return s;
 }
 
@@ -54,11 +56,13 @@ struct Fixture {
   tcp::acceptor acceptor{io, {asio::ip::make_address("127.0.0.1"), 0}};
   ConnectionOptions options;
 
+  int send_buffer = 0;  // SO_SNDBUF of the served socket when set: forces partial writes
   bool served = false;  // the one connection has ended
   std::shared_ptr<Connection> conn;
   void serve_one() {
     auto accept = [this]() -> asio::awaitable<void> {
       auto socket = co_await acceptor.async_accept(use_awaitable);
+      if (send_buffer) socket.set_option(asio::socket_base::send_buffer_size(send_buffer));
       conn = std::make_shared<Connection>(std::move(socket), service, pool, options);
       co_await conn->run();
       served = true;
@@ -206,6 +210,53 @@ TEST(RpcService, DroppingTheClientClosesTheConnection) {
   f.io.run_for(std::chrono::seconds(5));
   done.get();
   EXPECT_TRUE(f.served);
+}
+
+// Synchronous handlers answer from the reader; a read's responses go out in one direct write,
+// and what the socket does not take (multi-MiB echoes) goes on through the writer coroutine,
+// interleaved with asynchronous handlers' responses. Every byte must come back where it belongs.
+TEST(RpcService, SyncHandlersWithPartialWritesKeepEveryReplyIntact) {
+  Fixture f;
+  f.send_buffer = 16 * 1024;  // so that no 2 MiB response goes out in one write
+  f.serve_one();
+  int checked = 0;
+  auto test = [&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    auto c = co_await Client::connect(ex, "127.0.0.1", f.port());
+    std::vector<std::vector<std::byte>> payloads;
+    for (std::size_t i = 0; i < 48; ++i) {
+      const std::size_t n = i % 3 == 0 ? (std::size_t{1} << 21) - i : 1 + i * 997;
+      std::vector<std::byte> p(n);
+      for (std::size_t k = 0; k < n; ++k)
+        p[k] = static_cast<std::byte>((k * 31 + i) & 0xff);
+      payloads.push_back(std::move(p));
+    }
+    std::vector<std::future<void>> calls;
+    for (std::size_t i = 0; i < payloads.size(); ++i) {
+      auto one = [c, &payloads, &checked, i]() -> asio::awaitable<void> {
+        if (i % 4 == 1) {  // an asynchronous handler's reply among the synchronous ones
+          const std::string key = "key" + std::to_string(i);
+          auto r = co_await c->call(static_cast<Opcode>(41), key);
+          EXPECT_EQ(r.message(), std::string(key.rbegin(), key.rend()));
+        } else {
+          auto r = co_await c->call(static_cast<Opcode>(42), {}, asio::buffer(payloads[i]));
+          EXPECT_EQ(r.status, Status::ok);
+          EXPECT_TRUE(r.payload.size() == payloads[i].size() &&
+                      std::memcmp(r.payload.data(), payloads[i].data(), payloads[i].size()) == 0)
+              << "call " << i;
+        }
+        ++checked;
+      };
+      calls.push_back(asio::co_spawn(ex, one, asio::use_future));
+    }
+    auto all = [&] { return checked == static_cast<int>(payloads.size()); };
+    co_await wait_until(all, std::chrono::seconds(20));
+    c->close();
+  };
+  auto done = asio::co_spawn(f.io, test, asio::use_future);
+  f.io.run_for(std::chrono::seconds(25));
+  done.get();
+  EXPECT_EQ(checked, 48);
 }
 
 }  // namespace
