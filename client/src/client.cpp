@@ -303,7 +303,8 @@ asio::awaitable<void> Client::read_loop() {
           auto [ec, got] = co_await socket_.async_read_some(
               asio::buffer(payload.data() + have, len - have), as_tuple(use_awaitable));
           if (ec) break;
-          drained_ = got < len - have;
+          drained_ = false;  // the completion ran later than the read: the reactor may have
+                             // seen new data meanwhile, so never wait for readiness on its word
           have += got;
         } else {  // nobody wants it (a late reply, or no memory): read and drop it
           if (!co_await fill(1)) break;

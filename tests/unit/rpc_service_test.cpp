@@ -217,7 +217,7 @@ TEST(RpcService, DroppingTheClientClosesTheConnection) {
 // interleaved with asynchronous handlers' responses. Every byte must come back where it belongs.
 TEST(RpcService, SyncHandlersWithPartialWritesKeepEveryReplyIntact) {
   Fixture f;
-  f.send_buffer = 16 * 1024;  // so that no 2 MiB response goes out in one write
+  f.send_buffer = 64 * 1024;  // so that no 2 MiB response goes out in one write
   f.serve_one();
   int checked = 0;
   auto test = [&]() -> asio::awaitable<void> {

@@ -364,7 +364,8 @@ asio::awaitable<void> Connection::read_loop() {
             asio::buffer(buffer.data() + have, len - have), as_tuple(use_awaitable));
         disarm();
         if (rec) co_return;  // stopped short: the buffer goes back to the pool
-        drained_ = got < len - have;
+        drained_ = false;    // the completion ran later than the read: the reactor may have
+                             // seen new data meanwhile, so never wait for readiness on its word
         have += got;
         observer_->bytes_in(got);
       }

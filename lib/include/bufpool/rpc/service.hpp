@@ -163,8 +163,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool writing_ = false;           // the writer coroutine has a write in progress
   std::size_t written_ahead_ = 0;  // bytes of queue_'s front that a partial flush_now() wrote
   // The last read emptied the socket: wait for readiness instead of a read that would fail with
-  // EAGAIN. Only valid while the reader has not yielded since (the reactor may have taken the
-  // readiness edge meanwhile).
+  // EAGAIN. Set only by a direct read, and only valid while the reader has not yielded since: an
+  // epoll_wait in between may take the readiness edge of new data, and a wait that starts after
+  // it would sleep until the peer sends more (a hang when the peer waits for our replies).
   bool drained_ = false;
   std::vector<asio::const_buffer> flush_buffers_;
   bool reading_done_ = false;
