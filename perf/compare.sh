@@ -5,6 +5,7 @@
 # into perf/compare.svg; raw outputs stay in build/compare/.
 #
 # Usage: perf/compare.sh            (make compare)
+#        perf/compare.sh --chart-only  (redraw perf/compare.svg from build/compare/chart.dat)
 #   REPS=3 DURATION=5 WARMUP=1      runs per case (the median is reported), seconds per run
 #   SERVER_CPU=0 CLIENT_CPU=1       the cores: every server on one, every load generator on the
 #                                   other, the same for each peer
@@ -21,6 +22,35 @@ SERVER=build/release/server/bufpool-server
 BENCH=build/release/client/bufpool-bench
 OUT=build/compare
 
+# The chart: one group per case, req/s above and p99 below, log scales.
+draw_chart() {
+  gnuplot <<GP
+set terminal svg size 1100,900 dynamic font "sans,10" background "#ffffff"
+set output "perf/compare.svg"
+set multiplot layout 2,1 title "bufpool-server vs nginx (HTTP) and Redis (RPC/RESP), medians of $REPS runs, $(date -u -r "$OUT/chart.dat" +%F)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set xtics rotate by -35 scale 0 font ",9"
+set rmargin 6
+set grid ytics
+set logscale y
+set key top right
+set ylabel "requests per second (log)"
+plot "$OUT/chart.dat" using 2:xtic(1) title "bufpool-server" lc rgb "#2b7bba", \
+     "" using 3 title "nginx / redis-server" lc rgb "#c0504d"
+set ylabel "p99 latency, ms (log)"
+plot "$OUT/chart.dat" using 4:xtic(1) title "bufpool-server" lc rgb "#2b7bba", \
+     "" using 5 title "nginx / redis-server" lc rgb "#c0504d"
+unset multiplot
+GP
+}
+if [ "${1:-}" = --chart-only ]; then
+  [ -f "$OUT/chart.dat" ] || { echo "compare: no $OUT/chart.dat (run make compare)" >&2; exit 2; }
+  draw_chart
+  exit 0
+fi
 for tool in wrk nginx redis-server gnuplot taskset; do
   command -v "$tool" >/dev/null ||
     { echo "compare: $tool is missing (make bench-deps installs it)" >&2; exit 2; }
@@ -91,7 +121,11 @@ add_row() {  # label peer target b_runs n_runs b_p99s n_p99s b_cpus n_cpus
   local shown="**$ratio** (≥ $target)"
   [ "$target" = - ] && shown="$ratio (same rate)"
   ROWS+=("| $label | $peer | $b_runs | **$b_med** | $n_runs | **$n_med** | $shown | $b_p99 | $n_p99 | $b_cpu | $n_cpu | $met |")
-  CHART+=("\"$label\" $b_med $n_med $b_p99 $n_p99")
+  local short
+  short=$(sed -e 's/ GET / /; s/ KiB/K/; s/ MiB/M/; s/(wrk)/wrk/; s/(bufpool-bench)/bench/' \
+    -e 's/(bufpool-bench, open loop.*/open/; s/, pipeline /, p/; s/^SET/RPC SET/; s/^GET/RPC GET/' \
+    <<<"$label")
+  CHART+=("\"$short\" $b_med $n_med $b_p99 $n_p99")
   echo "  $label: bufpool $b_med, $peer $n_med, ratio $ratio, p99 $b_p99 vs $n_p99 ms, CPU $b_cpu vs $n_cpu us/req: $met" >&2
 }
 
@@ -260,26 +294,7 @@ done
 
 # ---------------------------------------------------------------- the chart and the table
 printf '%s\n' "${CHART[@]}" > "$OUT/chart.dat"
-gnuplot <<GP
-set terminal svg size 1100,900 dynamic font "sans,10" background "#ffffff"
-set output "perf/compare.svg"
-set multiplot layout 2,1 title "bufpool-server vs nginx (HTTP) and Redis (RPC/RESP), medians of $REPS runs, $(date -u +%F)"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set boxwidth 0.9
-set xtics rotate by -30 scale 0 font ",9"
-set grid ytics
-set logscale y
-set key top right
-set ylabel "requests per second (log)"
-plot "$OUT/chart.dat" using 2:xtic(1) title "bufpool-server" lc rgb "#2b7bba", \
-     "" using 3 title "nginx / redis-server" lc rgb "#c0504d"
-set ylabel "p99 latency, ms (log)"
-plot "$OUT/chart.dat" using 4:xtic(1) title "bufpool-server" lc rgb "#2b7bba", \
-     "" using 5 title "nginx / redis-server" lc rgb "#c0504d"
-unset multiplot
-GP
+draw_chart
 
 {
   echo "<!-- compare:begin (written by perf/compare.sh; do not edit by hand) -->"
