@@ -1,8 +1,5 @@
 // bufpool-bench end to end: the real binary against a real bufpool-server (RPC and HTTP) and a
 // real redis-server, all on 127.0.0.1 with ephemeral ports and bounded request counts.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <gtest/gtest.h>
 
@@ -10,53 +7,13 @@
 #include <random>
 #include <thread>
 
+#include "bench_support.hpp"
 #include "server_process.hpp"
 
 namespace bufpool::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-const std::string bench = BUFPOOL_BENCH_BIN;
-
-// A number from bufpool-bench's --json output: "key" or "object.key".
-double json_number(const std::string& json, const std::string& path) {
-  std::size_t from = 0;
-  std::string key = path;
-  if (const auto dot = path.find('.'); dot != std::string::npos) {
-    from = json.find("\"" + path.substr(0, dot) + "\"");
-    key = path.substr(dot + 1);
-  }
-  const auto at = json.find("\"" + key + "\": ", from);
-  if (from == std::string::npos || at == std::string::npos)
-    throw std::runtime_error("no " + path + " in " + json);
-  return std::stod(json.substr(at + key.size() + 4));
-}
-
-std::uint16_t free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    throw std::runtime_error("no free port");
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-struct BenchRun {
-  int code = -1;
-  std::string out;   // stdout and stderr
-  std::string json;  // --json
-};
-BenchRun run_bench(const std::string& args, const TempDir& dir) {
-  const std::string json = dir.file("bench.json");
-  std::filesystem::remove(json);
-  auto [code, out] = run(bench + " " + args + " --json " + json + " 2>&1");
-  return {code, out, read_file(json)};
-}
 
 TEST(Bench, BadArgumentsGetOneLineAndExitCode2) {
   for (const char* args :
