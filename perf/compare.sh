@@ -11,6 +11,7 @@
 #                                   other, the same for each peer
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. perf/http_peers.sh
 REPS=${REPS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
@@ -71,7 +72,6 @@ cleanup() {
 trap cleanup EXIT
 
 # taskset execs the command, so $! of a background `taskset ... &` is the server's own pid.
-srv() { taskset -c "$SERVER_CPU" "$@"; }
 cli() { taskset -c "$CLIENT_CPU" "$@"; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 json() {  # json FILE KEY [OBJECT]: a number from bufpool-bench's --json
@@ -83,10 +83,6 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # a process's CPU time, in
 # CPU microseconds per request from a tick delta, a throughput, and the run's length (warmup
 # included: the warmup runs at about the same rate).
 cpu_us() { awk -v t="$1" -v r="$2" -v d="$((DURATION + WARMUP))" 'BEGIN {printf "%.1f", t * 10000 / (r * d)}'; }
-wait_port() {  # host port
-  for _ in $(seq 200); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.05; done
-  echo "compare: nothing listens on $1:$2" >&2; exit 1
-}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
   echo $(( (RANDOM % 20000) + 30000 )); }
 
@@ -153,42 +149,11 @@ echo "# compare: $(date -u +%FT%TZ), server on CPU $SERVER_CPU, load on CPU $CLI
 
 # ---------------------------------------------------------------- HTTP: bufpool-server vs nginx
 start_bufpool --max-memory 2GiB
-mkdir -p "$work/www/v1/buffers"
 NGINX_PORT=$(free_port)
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  tcp_nodelay on;
-  keepalive_requests 100000000;
-  keepalive_timeout 120s;
-  open_file_cache max=100;
-  default_type application/octet-stream;
-  server { listen 127.0.0.1:$NGINX_PORT; root $work/www; }
-}
-CONF
 SIZES=(4096 65536 1048576)
 LABELS=("4 KiB" "64 KiB" "1 MiB")
-for size in "${SIZES[@]}"; do
-  head -c "$size" /dev/urandom > "$work/www/v1/buffers/v$size"
-  curl -sf -o /dev/null -X PUT --data-binary @"$work/www/v1/buffers/v$size" \
-    "http://127.0.0.1:$BP_HTTP/v1/buffers/v$size"
-done
-chmod -R a+rX "$work"  # nginx's workers drop root: they must be able to read the files
-srv nginx -c "$work/nginx.conf" -p "$work"
-wait_port 127.0.0.1 "$NGINX_PORT"
+NGINX_LAUNCH="taskset -c $SERVER_CPU" start_nginx_peer "$work" "$BP_HTTP" "$NGINX_PORT" "${SIZES[@]}"
 NGINX_WORKER=$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)
-for size in "${SIZES[@]}"; do  # both must serve the same bytes, or the figures mean nothing
-  for p in "$BP_HTTP" "$NGINX_PORT"; do
-    curl -sf "http://127.0.0.1:$p/v1/buffers/v$size" | cmp -s - "$work/www/v1/buffers/v$size" ||
-      { echo "compare: port $p does not serve v$size correctly" >&2; exit 1; }
-  done
-done
 
 P99_RULE=1
 for i in "${!SIZES[@]}"; do
@@ -239,7 +204,7 @@ taskset -c "$SERVER_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --sa
   --dir "$work" --logfile "$work/redis.log" &
 REDIS_PID=$!
 pids+=("$REDIS_PID")
-wait_port 127.0.0.1 "$REDIS_PORT"
+wait_port "$REDIS_PORT"
 for size in 4096 1048576; do
   label=$([ "$size" = 4096 ] && echo "4 KiB" || echo "1 MiB")
   keys=$([ "$size" = 4096 ] && echo 10000 || echo 100)

@@ -7,6 +7,7 @@
 # one worker thread and wrk one thread with 32 connections, so that the 2 cores are split evenly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. perf/http_peers.sh
 REPS=${1:-3}
 DUR=${2:-5s}
 BIN=build/release/server/bufpool-server
@@ -28,37 +29,8 @@ server_pid=$!
 for _ in $(seq 100); do [ -f "$work/ports.json" ] && break; sleep 0.05; done
 port=$(sed 's/.*"http": \([0-9]*\).*/\1/' "$work/ports.json")
 
-mkdir -p "$work/www/v1/buffers"
 nport=$(( (RANDOM % 20000) + 30000 ))
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nodelay on;
-  keepalive_requests 1000000;
-  default_type application/octet-stream;
-  server { listen 127.0.0.1:$nport; root $work/www; }
-}
-CONF
-for size in 4096 65536 1048576; do
-  head -c "$size" /dev/urandom > "$work/www/v1/buffers/v$size"
-  curl -s -o /dev/null -X PUT --data-binary @"$work/www/v1/buffers/v$size" \
-    "http://127.0.0.1:$port/v1/buffers/v$size"
-done
-chmod -R a+rX "$work"  # nginx's workers drop root: they must be able to read the files
-nginx -c "$work/nginx.conf" -p "$work"
-sleep 0.3
-for size in 4096 65536 1048576; do  # both must serve the same bytes, or the figures mean nothing
-  for p in "$port" "$nport"; do
-    got=$(curl -s "http://127.0.0.1:$p/v1/buffers/v$size" | cmp - "$work/www/v1/buffers/v$size" &&
-          echo same)
-    [ "$got" = same ] || { echo "server_bench: port $p does not serve v$size correctly" >&2; exit 1; }
-  done
-done
+start_nginx_peer "$work" "$port" "$nport" 4096 65536 1048576
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 run_wrk() {  # url -> "req/s p99"

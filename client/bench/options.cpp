@@ -6,21 +6,12 @@
 #include <bufpool/units.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <iostream>
 
 namespace bufpool::bench {
 
 namespace {
-
-std::optional<std::uint64_t> parse_u64(std::string_view s) {
-  std::uint64_t v = 0;
-  if (s.empty()) return std::nullopt;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
 
 std::vector<std::string_view> split(std::string_view s, char sep) {
   std::vector<std::string_view> parts;
@@ -93,7 +84,7 @@ Target parse_target(std::string_view text) {
     t.host.assign(authority.substr(0, colon));
     port = authority.substr(colon + 1);
   }
-  const auto p = parse_u64(port);
+  const auto p = parse_count(port);
   if (t.host.empty()) throw bad("no host");
   if (!p || *p == 0 || *p > 65535) throw bad("the port must be 1..65535");
   t.port = static_cast<std::uint16_t>(*p);
@@ -157,7 +148,7 @@ Mix parse_mix(std::string_view text) {
     const auto eq = part.find('=');
     if (eq == std::string_view::npos) throw bad("each part is op=weight");
     const auto op = part.substr(0, eq);
-    const auto w = parse_u64(part.substr(eq + 1));
+    const auto w = parse_count(part.substr(eq + 1));
     if (!w || *w > 1'000'000) throw bad("a weight is a whole number up to 1000000");
     if (op == "put" || op == "set")
       m.put += static_cast<unsigned>(*w);

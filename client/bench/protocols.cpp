@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <bufpool/client.hpp>
 #include <bufpool/error.hpp>
+#include <bufpool/units.hpp>
 
 #include <algorithm>
 #include <array>
@@ -13,7 +14,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <charconv>
 #include <cstring>
 #include <deque>
 #include <span>
@@ -35,23 +35,6 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
-template <typename T>
-std::optional<T> parse_number(std::string_view s) {
-  T v{};
-  if (s.empty()) return std::nullopt;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
 }  // namespace
 
 std::optional<ReplyHead> parse_http_reply(std::string_view data, Op op) {
@@ -71,7 +54,7 @@ std::optional<ReplyHead> parse_http_reply(std::string_view data, Op op) {
   if (status_line.size() < 12 || status_line.substr(0, 7) != "HTTP/1." || status_line[8] != ' ')
     throw ProtocolError("not an HTTP/1.x status line");
   const bool http10 = status_line[7] == '0';
-  const auto code = parse_number<unsigned>(status_line.substr(9, 3));
+  const auto code = parse_count(status_line.substr(9, 3));
   if (!code || *code < 100 || *code > 599) throw ProtocolError("bad HTTP status code");
   std::optional<std::size_t> length;
   bool keep_alive = !http10;
@@ -82,7 +65,7 @@ std::optional<ReplyHead> parse_http_reply(std::string_view data, Op op) {
     const auto name = line.substr(0, colon);
     const auto value = trim(line.substr(colon + 1));
     if (iequals(name, "content-length")) {
-      length = parse_number<std::size_t>(value);
+      length = parse_count(value);
       if (!length) throw ProtocolError("bad Content-Length");
     } else if (iequals(name, "connection")) {
       if (iequals(value, "close")) keep_alive = false;
@@ -134,7 +117,7 @@ std::optional<ReplyHead> parse_resp_reply(std::string_view data, Op op) {
         if (op != Op::get) r.error = "redis_nil";
         return r;
       }
-      const auto n = parse_number<std::size_t>(line);
+      const auto n = parse_count(line);
       if (!n) throw ProtocolError("bad RESP bulk length");
       r.body = *n;
       r.trailer = 2;

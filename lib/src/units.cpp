@@ -9,9 +9,7 @@
 
 namespace bufpool {
 
-namespace {
-
-std::optional<std::uint64_t> parse_u64(std::string_view s) {
+std::optional<std::uint64_t> parse_count(std::string_view s) noexcept {
   std::uint64_t v = 0;
   if (s.empty()) return std::nullopt;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -19,13 +17,15 @@ std::optional<std::uint64_t> parse_u64(std::string_view s) {
   return v;
 }
 
-std::string_view trim(std::string_view s) {
+std::string_view trim(std::string_view s) noexcept {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
     s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
     s.remove_suffix(1);
   return s;
 }
+
+namespace {
 
 // Splits "123unit" into the number and the unit (spaces between them allowed).
 std::pair<std::string_view, std::string_view> split_unit(std::string_view s) {
@@ -40,7 +40,7 @@ std::pair<std::string_view, std::string_view> split_unit(std::string_view s) {
 
 std::optional<std::size_t> parse_size(std::string_view text) {
   auto [num, unit] = split_unit(text);
-  auto n = parse_u64(num);
+  auto n = parse_count(num);
   if (!n) return std::nullopt;
   std::string u(unit);
   std::transform(u.begin(), u.end(), u.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -70,7 +70,7 @@ std::optional<std::size_t> parse_size(std::string_view text) {
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   auto [num, unit] = split_unit(text);
-  auto n = parse_u64(num);
+  auto n = parse_count(num);
   if (!n) return std::nullopt;
   using std::chrono::milliseconds;
   constexpr std::uint64_t max_ms = 1ull << 40;

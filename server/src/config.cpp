@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <bit>
 #include <cctype>
-#include <charconv>
 #include <cstdlib>
 #include <functional>
 #include <limits>
@@ -24,26 +23,6 @@ std::string Endpoint::to_string() const {
   if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
   return fmt::format("{}:{}", host, port);
 }
-
-namespace {
-
-std::optional<std::uint64_t> parse_u64(std::string_view s) {
-  std::uint64_t v = 0;
-  if (s.empty()) return std::nullopt;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
-    s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
-    s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
 
 std::optional<Endpoint> parse_endpoint(std::string_view text) {
   text = trim(text);
@@ -62,7 +41,7 @@ std::optional<Endpoint> parse_endpoint(std::string_view text) {
     port = text.substr(colon + 1);
     if (host.find(':') != std::string_view::npos) return std::nullopt;  // IPv6 needs brackets
   }
-  auto p = parse_u64(port);
+  auto p = parse_count(port);
   if (host.empty() || !p || *p > 65535) return std::nullopt;
   return Endpoint{std::string(host), static_cast<std::uint16_t>(*p), true};
 }
@@ -109,7 +88,7 @@ Setting duration_setting(const char* key, const char* help,
 Setting count_setting(const char* key, const char* help, std::size_t Config::*field) {
   return {key, help,
           [field](Config& c, std::string_view v) {
-            auto n = parse_u64(trim(v));
+            auto n = parse_count(trim(v));
             if (!n || *n == 0) return false;
             c.*field = static_cast<std::size_t>(*n);
             return true;
@@ -135,7 +114,7 @@ const std::vector<Setting>& settings() {
       endpoint_setting("server.rpc_listen", "RPC listen address", &Config::rpc_listen),
       {"server.threads", "I/O threads (0: one per core)",
        [](Config& c, std::string_view v) {
-         auto n = parse_u64(trim(v));
+         auto n = parse_count(trim(v));
          if (!n || *n > 256) return false;
          c.threads = static_cast<unsigned>(*n);
          return true;

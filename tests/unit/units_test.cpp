@@ -26,6 +26,15 @@ TEST(Units, ParsesSizesAndDurations) {
   EXPECT_FALSE(parse_duration("5 days"));
 }
 
+TEST(Units, CountsAndTrimming) {
+  EXPECT_EQ(parse_count("16"), 16u);
+  EXPECT_EQ(parse_count("18446744073709551615"), ~std::uint64_t{0});
+  for (const char* bad : {"", " 16", "16 ", "+1", "-1", "1.5", "0x10", "18446744073709551616"})
+    EXPECT_FALSE(parse_count(bad)) << bad;
+  EXPECT_EQ(trim("  a b \t\r\n"), "a b");
+  EXPECT_EQ(trim(" \t "), "");
+}
+
 TEST(Units, FormatsWithTheLargestExactUnit) {
   EXPECT_EQ(format_size(65536), "64KiB");
   EXPECT_EQ(format_size(1u << 30), "1GiB");

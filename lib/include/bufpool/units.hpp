@@ -3,11 +3,18 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace bufpool {
+
+/// A whole number written plainly ("16"): digits only, no sign, no spaces. nullopt otherwise, or
+/// when it overflows 64 bits.
+std::optional<std::uint64_t> parse_count(std::string_view text) noexcept;
+/// `text` without its leading and trailing white space.
+std::string_view trim(std::string_view text) noexcept;
 
 /// "64MiB", "1GiB", "512KiB", "8k", "4096", "4096B" -> bytes; decimal units too ("10MB").
 /// Surrounding spaces are allowed. nullopt: not a size, or it overflows std::size_t.
