@@ -84,6 +84,7 @@ class PoolCore {
   Buffer try_allocate(std::size_t size, std::error_code& ec) noexcept;
   bool allocate_now(std::size_t size, Buffer& out, std::error_code& ec) noexcept;
   Buffer allocate_if_free(std::size_t size) noexcept;
+  bool take_if_free_locked(unsigned level, std::size_t size, Buffer& out) noexcept;
   void enqueue(Waiter* waiter) noexcept;
   void release(std::uint32_t chunk, std::uint32_t level, const std::byte* data,
                std::uint32_t size) noexcept;
@@ -436,14 +437,20 @@ std::uint32_t PoolCore::allocate_locked(unsigned level, Lock& lk, std::error_cod
   return out;
 }
 
+// The common case, kept flat: nobody waits and a block of the exact level is free. Lock held.
+[[gnu::always_inline]] inline bool PoolCore::take_if_free_locked(unsigned level, std::size_t size,
+                                                                 Buffer& out) noexcept {
+  if (waiters_head_ != nullptr || closed_ || free_[level].head == nil) return false;
+  out = make_buffer(take_free(level), level, size);
+  return true;
+}
+
 [[gnu::always_inline]] inline bool PoolCore::allocate_now(std::size_t size, Buffer& out,
                                                           std::error_code& ec) noexcept {
   const int level = level_for(size, ec);
   if (level < 0) return true;
   Lock lk(lock_);
-  // The common case, kept flat: nobody waits and a block of the exact level is free.
-  if (waiters_head_ == nullptr && !closed_ && free_[level].head != nil) [[likely]] {
-    out = make_buffer(take_free(static_cast<unsigned>(level)), static_cast<unsigned>(level), size);
+  if (take_if_free_locked(static_cast<unsigned>(level), size, out)) [[likely]] {
     lk.unlock();
     if (ec) ec.clear();
     return true;
@@ -474,11 +481,11 @@ std::uint32_t PoolCore::allocate_locked(unsigned level, Lock& lk, std::error_cod
 Buffer PoolCore::allocate_if_free(std::size_t size) noexcept {
   std::error_code ec;
   const int level = level_for(size, ec);
-  if (level < 0) return {};
+  Buffer out;
+  if (level < 0) return out;
   Lock lk(lock_);
-  if (waiters_head_ == nullptr && !closed_ && free_[level].head != nil)
-    return make_buffer(take_free(static_cast<unsigned>(level)), static_cast<unsigned>(level), size);
-  return {};
+  take_if_free_locked(static_cast<unsigned>(level), size, out);
+  return out;
 }
 
 void PoolCore::enqueue(Waiter* w) noexcept {

@@ -292,6 +292,10 @@ TEST(BuddyPool, AllocateIfFreeTakesOnlyWhatIsFreeNow) {
   io.run();
   EXPECT_TRUE(waited);
   EXPECT_TRUE(pool.allocate_if_free(4096)) << "no waiter any more";
+  waited.reset();
+  first.reset();
+  b.reset();
+  EXPECT_EQ(pool.stats().bytes_in_use, 0u);
 }
 
 }  // namespace

@@ -47,6 +47,7 @@ TEST(CoAllocate, AFreeBlockComesBackWithoutYielding) {
   auto done = asio::co_spawn(io, test, asio::use_future);
   io.run();
   done.get();
+  EXPECT_EQ(pool.stats().bytes_in_use, 0u);
 }
 
 }  // namespace

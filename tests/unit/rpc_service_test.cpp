@@ -252,11 +252,16 @@ TEST(RpcService, SyncHandlersWithPartialWritesKeepEveryReplyIntact) {
     auto all = [&] { return checked == static_cast<int>(payloads.size()); };
     co_await wait_until(all, std::chrono::seconds(20));
     c->close();
+    auto ended = [&] { return f.served; };
+    co_await wait_until(ended);
   };
   auto done = asio::co_spawn(f.io, test, asio::use_future);
   f.io.run_for(std::chrono::seconds(25));
   done.get();
   EXPECT_EQ(checked, 48);
+  EXPECT_TRUE(f.served);
+  f.conn.reset();
+  EXPECT_EQ(f.pool.stats().bytes_in_use, 0u) << "every request and response buffer went back";
 }
 
 }  // namespace

@@ -131,7 +131,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<bool> skip(std::uint64_t n);
   void push(std::uint8_t opcode, std::uint64_t id, Response response, bool wake = true);
   void flush_now();
-  void gather(std::vector<std::unique_ptr<Outgoing>>& entries);
   void arm(std::chrono::milliseconds d);
   void disarm();
   void close_socket();
