@@ -70,6 +70,14 @@ struct Fixture {
     asio::co_spawn(io, accept, asio::detached);
   }
   std::uint16_t port() const { return acceptor.local_endpoint().port(); }
+
+  // Runs a test coroutine on the I/O for at most `limit`, rethrowing what it threw.
+  template <typename Test>
+  void run(Test test, std::chrono::seconds limit) {
+    auto done = asio::co_spawn(io, test, asio::use_future);
+    io.run_for(limit);
+    done.get();
+  }
 };
 
 TEST(RpcService, ResponsesComeBackInCompletionOrder) {
@@ -96,9 +104,7 @@ TEST(RpcService, ResponsesComeBackInCompletionOrder) {
     co_await wait_until(both);
     c->close();
   };
-  auto done = asio::co_spawn(f.io, test, asio::use_future);
-  f.io.run_for(std::chrono::seconds(5));
-  done.get();
+  f.run(test, std::chrono::seconds(5));
   ASSERT_EQ(order.size(), 2u);
   EXPECT_EQ(order[0], "fast") << "the fast reply overtook the slow one on the same connection";
   EXPECT_EQ(order[1], "slow");
@@ -127,9 +133,7 @@ TEST(RpcService, PipelineDepthBoundsRequestsInFlight) {
     EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(190));
     c->close();
   };
-  auto done = asio::co_spawn(f.io, test, asio::use_future);
-  f.io.run_for(std::chrono::seconds(5));
-  done.get();
+  f.run(test, std::chrono::seconds(5));
 }
 
 TEST(RpcService, ClientTimesOutAndDropsTheLateReply) {
@@ -156,9 +160,7 @@ TEST(RpcService, ClientTimesOutAndDropsTheLateReply) {
     EXPECT_EQ(r.message(), "ko");
     c->close();
   };
-  auto done = asio::co_spawn(f.io, test, asio::use_future);
-  f.io.run_for(std::chrono::seconds(5));
-  done.get();
+  f.run(test, std::chrono::seconds(5));
 }
 
 // A graceful close lets the request in flight finish and answer, then ends the connection at
@@ -188,9 +190,7 @@ TEST(RpcService, GracefulCloseFinishesWhatIsInFlight) {
     }
     f.conn->close(true);
   };
-  auto done = asio::co_spawn(f.io, test, asio::use_future);
-  f.io.run_for(std::chrono::seconds(10));
-  done.get();
+  f.run(test, std::chrono::seconds(10));
 }
 
 // Dropping the last copy of a client's handle closes its connection: the server sees it end.
@@ -206,9 +206,7 @@ TEST(RpcService, DroppingTheClientClosesTheConnection) {
     auto served = [&] { return f.served; };
     co_await wait_until(served);
   };
-  auto done = asio::co_spawn(f.io, test, asio::use_future);
-  f.io.run_for(std::chrono::seconds(5));
-  done.get();
+  f.run(test, std::chrono::seconds(5));
   EXPECT_TRUE(f.served);
 }
 
@@ -255,9 +253,7 @@ TEST(RpcService, SyncHandlersWithPartialWritesKeepEveryReplyIntact) {
     auto ended = [&] { return f.served; };
     co_await wait_until(ended);
   };
-  auto done = asio::co_spawn(f.io, test, asio::use_future);
-  f.io.run_for(std::chrono::seconds(25));
-  done.get();
+  f.run(test, std::chrono::seconds(25));
   EXPECT_EQ(checked, 48);
   EXPECT_TRUE(f.served);
   f.conn.reset();
