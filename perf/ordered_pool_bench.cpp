@@ -25,7 +25,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Object {
   std::uint64_t key;
-  std::uint64_t payload[3];
+  std::uint64_t payload[3] = {};
 };
 
 void index(benchmark::State& st) {

@@ -1,3 +1,3 @@
-// Asio is compiled once, here, instead of in every translation unit that includes it
-// (BOOST_ASIO_SEPARATE_COMPILATION is set on the bufpool target and propagates to its users).
+// Asio is compiled once, here, for bufpool's own programs (BOOST_ASIO_SEPARATE_COMPILATION is set
+// on bufpool_asio_impl and propagates to them). The installed libraries do not use it.
 #include <boost/asio/impl/src.hpp>

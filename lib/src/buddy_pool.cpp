@@ -3,11 +3,15 @@
 #include <array>
 #include <atomic>
 #include <bit>
-#include <cassert>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <new>
 
-#include <boost/asio/cancellation_type.hpp>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "bufpool/shared_buffer.hpp"
 #include "spin_lock.hpp"
@@ -29,7 +33,9 @@ constexpr std::uint32_t local_mask = (1u << local_bits) - 1;
 enum class NodeState : std::uint16_t { absent, free, split, split_listed, allocated };
 
 // One node of a chunk's buddy tree, in level order from the root (local index 0).
-// A free node is linked in its level's doubly linked free list. A split node whose children all
+// A free node is linked in its level's doubly linked free list. An allocated node keeps the
+// requested size in `prev`, so that a release needs only the block (a slice of a SharedBuffer does
+// not know it). A split node whose children all
 // became free is pushed (through `next`) on its level's mergeable stack, and stays there even if a
 // child is taken again: the entry is checked when popped. That keeps the stack off the hot path
 // of a block freed and taken again and again. Allocated nodes are in no list; `shared` is their
@@ -53,6 +59,36 @@ struct List {
   std::size_t count = 0;
 };
 
+// Free pool memory is poisoned under ASan, so that a read through a stale pointer into a released
+// block is reported as a use after free, as with malloc. The shadow is cleared before a chunk goes
+// back to its backing allocator, which may hand the range to someone else.
+void poison(const std::byte* p, std::size_t n) noexcept {
+#if defined(__SANITIZE_ADDRESS__)
+  ASAN_POISON_MEMORY_REGION(p, n);
+#else
+  (void)p, (void)n;
+#endif
+}
+void unpoison(const std::byte* p, std::size_t n) noexcept {
+#if defined(__SANITIZE_ADDRESS__)
+  ASAN_UNPOISON_MEMORY_REGION(p, n);
+#else
+  (void)p, (void)n;
+#endif
+}
+
+// A release the pool cannot honour (a double release, a forged or foreign handle) corrupts the
+// memory limit for every later caller, so it stops the process, as glibc does on a double free.
+[[noreturn, gnu::cold, gnu::noinline]] void fatal_release(const char* what, std::uint32_t ref,
+                                                          const void* data) noexcept {
+  std::fprintf(stderr,
+               "bufpool: %s: block of pool slot %" PRIu32 ", chunk %" PRIu32 ", level %" PRIu32
+               ", address %p\n",
+               what, ref_slot(ref), ref_chunk(ref), ref_level(ref), data);
+  std::fflush(stderr);
+  std::abort();
+}
+
 // The registry maps a Buffer's 11-bit pool slot to its pool, so that a Buffer needs no pointer.
 struct Registry {
   std::mutex mutex;
@@ -67,9 +103,9 @@ Registry& registry() {
 
 }  // namespace
 
-using Waiter = WaiterBase;
+using PoolWaiter = Waiter<Buffer>;
 
-class PoolCore {
+class PoolCore final : public WaitOwner<Buffer> {
  public:
   PoolCore(BuddyPoolOptions options, std::error_code& ec);
   ~PoolCore();
@@ -85,22 +121,30 @@ class PoolCore {
   bool allocate_now(std::size_t size, Buffer& out, std::error_code& ec) noexcept;
   Buffer allocate_if_free(std::size_t size) noexcept;
   bool take_if_free_locked(unsigned level, std::size_t size, Buffer& out) noexcept;
-  void enqueue(Waiter* waiter) noexcept;
-  void release(std::uint32_t chunk, std::uint32_t level, const std::byte* data,
-               std::uint32_t size) noexcept;
-  Node& node_of(std::uint32_t chunk, std::uint32_t level, const std::byte* data) noexcept {
+  void enqueue(PoolWaiter* waiter) noexcept;
+  void release(std::uint32_t ref, const std::byte* data) noexcept;
+  // The node of the block that holds `data` (any address inside it), after checking that the
+  // reference names a chunk this pool holds and that `data` lies in it.
+  Node& checked_node(std::uint32_t ref, const std::byte* data) noexcept {
+    const std::uint32_t chunk = ref_chunk(ref);
+    const std::uint32_t level = ref_level(ref);
+    if (chunk >= max_chunks_ || level >= levels_ || chunks_[chunk].base == nullptr ||
+        static_cast<std::size_t>(data - chunks_[chunk].base) >= options_.chunk_size) [[unlikely]]
+      fatal_release("release of memory that this pool does not hold", ref, data);
     return chunks_[chunk].nodes[local_of(chunk, level, data)];
   }
+  std::uint32_t shrink(std::uint32_t ref, std::byte* data, std::size_t size) noexcept;
 
-  void cancel(Waiter* w) noexcept;
-  void waiter_gone() noexcept;
+  void cancel(PoolWaiter* w) noexcept override;
+  void expire(PoolWaiter* w) noexcept override;
+  void waiter_gone() noexcept override;
   void close() noexcept;
   void orphan() noexcept;
   std::size_t trim(std::size_t keep_bytes) noexcept;
   BuddyPoolStats stats();
-  void note_timeout() noexcept {
-    std::lock_guard lk(lock_);
-    ++timeouts_;
+  void count_failure() noexcept {
+    Lock lk(lock_);
+    ++failures_;
   }
 
  private:
@@ -128,9 +172,7 @@ class PoolCore {
   std::uint32_t allocate_locked(unsigned level, Lock& lk, std::error_code& ec) noexcept;
   Buffer make_buffer(std::uint32_t id, unsigned level, std::size_t size) noexcept;
   bool install_chunk(Lock& lk, std::error_code& ec) noexcept;
-  Waiter* serve_waiters_locked() noexcept;
-  void unlink_waiter(Waiter* w) noexcept;
-  static void complete(Waiter* served) noexcept;
+  PoolWaiter* serve_waiters_locked() noexcept;
   bool should_destroy() const noexcept {
     // Every block has a non-zero size, so no bytes in use means no block out.
     return orphaned_ && bytes_in_use_ == 0 && live_waiters_ == 0;
@@ -159,9 +201,7 @@ class PoolCore {
   std::vector<std::uint16_t> free_slots_;
   std::array<List, max_levels> free_{};
   std::array<std::uint32_t, max_levels> mergeable_{};  // stack heads, by the parent's level
-  Waiter* waiters_head_ = nullptr;
-  Waiter* waiters_tail_ = nullptr;
-  std::size_t waiter_count_ = 0;
+  WaitQueue<Buffer> waiters_;
   std::size_t chunks_held_ = 0;
   std::size_t pending_chunks_ = 0;
   std::size_t live_waiters_ = 0;
@@ -183,16 +223,6 @@ namespace {
 bool is_pow2(std::size_t v) {
   return v != 0 && (v & (v - 1)) == 0;
 }
-
-struct CancelHandler {
-  PoolCore* core;
-  Waiter* waiter;
-  void operator()(boost::asio::cancellation_type type) const noexcept {
-    // Waiting has no side effects, so every kind of cancellation (terminal, partial, total) can
-    // be honoured.
-    if (type != boost::asio::cancellation_type::none) core->cancel(waiter);
-  }
-};
 
 }  // namespace
 
@@ -271,6 +301,7 @@ PoolCore::PoolCore(BuddyPoolOptions options, std::error_code& ec) : options_(std
 PoolCore::~PoolCore() {
   for (auto& c : chunks_) {
     if (c.base) {
+      unpoison(c.base, options_.chunk_size);
       options_.backing->deallocate(c.base, options_.chunk_size);
       delete[] c.nodes;
     }
@@ -387,8 +418,10 @@ void PoolCore::merge_up_to(unsigned level) noexcept {
   bytes_in_use_ += block_size(level);
   bytes_requested_ += size;
   if (bytes_in_use_ > high_water_) high_water_ = bytes_in_use_;
-  return Buffer(chunks_[chunk].base + offset, static_cast<std::uint32_t>(size),
-                make_ref(slot_, chunk, level));
+  node(id).prev = static_cast<std::uint32_t>(size);
+  std::byte* data = chunks_[chunk].base + offset;
+  unpoison(data, block_size(level));
+  return Buffer(data, static_cast<std::uint32_t>(size), make_ref(slot_, chunk, level));
 }
 
 // Takes a chunk from the backing allocator with the lock released, so that a slow mmap stalls
@@ -408,6 +441,7 @@ bool PoolCore::install_chunk(Lock& lk, std::error_code& ec) noexcept {
   const std::uint16_t slot = free_slots_.back();
   free_slots_.pop_back();
   chunks_[slot] = Chunk{static_cast<std::byte*>(mem), nodes};
+  poison(chunks_[slot].base, options_.chunk_size);
   ++chunks_held_;
   put_free(static_cast<unsigned>(top_), std::uint32_t{slot} << local_bits);
   return true;
@@ -433,14 +467,15 @@ std::uint32_t PoolCore::allocate_locked(unsigned level, Lock& lk, std::error_cod
 [[gnu::always_inline]] inline Buffer PoolCore::try_allocate(std::size_t size,
                                                             std::error_code& ec) noexcept {
   Buffer out;
-  allocate_now(size, out, ec);  // on false, ec says out_of_memory
+  if (!allocate_now(size, out, ec)) [[unlikely]]
+    count_failure();  // ec says out_of_memory
   return out;
 }
 
 // The common case, kept flat: nobody waits and a block of the exact level is free. Lock held.
 [[gnu::always_inline]] inline bool PoolCore::take_if_free_locked(unsigned level, std::size_t size,
                                                                  Buffer& out) noexcept {
-  if (waiters_head_ != nullptr || closed_ || free_[level].head == nil) return false;
+  if (!waiters_.empty() || closed_ || free_[level].head == nil) return false;
   out = make_buffer(take_free(level), level, size);
   return true;
 }
@@ -455,24 +490,17 @@ std::uint32_t PoolCore::allocate_locked(unsigned level, Lock& lk, std::error_cod
     if (ec) ec.clear();
     return true;
   }
-  if (waiters_head_ != nullptr && !closed_) {
+  if (!waiters_.empty() && !closed_) {
     ec = errc::out_of_memory;  // first come, first served: queued waiters go first
-    ++failures_;
     return false;
   }
   const std::uint32_t id = allocate_locked(static_cast<unsigned>(level), lk, ec);
-  if (id == nil) {
-    if (ec == errc::out_of_memory) {
-      ++failures_;
-      return false;
-    }
-    return true;
-  }
+  if (id == nil) return ec != errc::out_of_memory;
   out = make_buffer(id, static_cast<unsigned>(level), size);
   // A chunk installed with the lock released may also serve waiters queued meanwhile.
-  Waiter* served = waiters_head_ ? serve_waiters_locked() : nullptr;
+  PoolWaiter* served = waiters_.empty() ? nullptr : serve_waiters_locked();
   lk.unlock();
-  complete(served);
+  complete_all(served);
   if (ec) ec.clear();  // clear() calls into libstdc++: skip it when there is nothing to clear
   return true;
 }
@@ -488,110 +516,158 @@ Buffer PoolCore::allocate_if_free(std::size_t size) noexcept {
   return out;
 }
 
-void PoolCore::enqueue(Waiter* w) noexcept {
+void PoolCore::enqueue(PoolWaiter* w) noexcept {
   std::error_code ec;
-  Waiter* served = nullptr;
+  PoolWaiter* served = nullptr;
   bool queued = false;
   {
     Lock lk(lock_);
     ++live_waiters_;
+    w->entered = true;
     const int level = level_for(w->size, ec);
     if (level >= 0) {
       w->level = static_cast<std::uint32_t>(level);
-      if (waiters_head_ == nullptr) {
+      if (waiters_.empty()) {
         // Memory may have come back between allocate_now() and here.
         const std::uint32_t id = allocate_locked(w->level, lk, ec);
         if (id != nil) {
-          w->buffer = make_buffer(id, w->level, w->size);
-          served = waiters_head_ ? serve_waiters_locked() : nullptr;
+          w->result = make_buffer(id, w->level, w->size);
+          served = waiters_.empty() ? nullptr : serve_waiters_locked();
         }
       } else if (closed_) {
         ec = errc::closed;
       }
-      queued = !w->buffer && (!ec || ec == errc::out_of_memory);
+      queued = !w->result && (!ec || ec == errc::out_of_memory);
+    }
+    if (queued && w->expired) {  // the deadline passed before the waiter got here
+      queued = false;
+      ec = errc::timed_out;
+      ++timeouts_;
+      ++cancellations_;
     }
     if (queued) {
-      w->queued = true;
-      w->prev = waiters_tail_;
-      (waiters_tail_ ? waiters_tail_->next : waiters_head_) = w;
-      waiters_tail_ = w;
-      ++waiter_count_;
+      waiters_.push_back(w);
       ++waits_;
       // Installed under the lock: a free on another thread cannot complete the waiter (and clear
       // the slot) before the handler is in place.
       if (w->slot.is_connected()) {
-        w->slot.emplace<CancelHandler>(CancelHandler{this, w});
+        w->slot.emplace<CancelWaiter<Buffer>>(CancelWaiter<Buffer>{w});
         w->slot_installed = true;
       }
     }
   }
-  complete(served);
+  complete_all(served);
   if (!queued) {
     w->ec = ec;
-    complete(w);
+    w->post_completion();
   }
-}
-
-void PoolCore::unlink_waiter(Waiter* w) noexcept {
-  (w->prev ? w->prev->next : waiters_head_) = w->next;
-  (w->next ? w->next->prev : waiters_tail_) = w->prev;
-  w->prev = w->next = nullptr;
-  w->queued = false;
-  --waiter_count_;
 }
 
 // Serves waiters strictly in order; stops at the first that cannot be served. Returns the served
 // waiters as a list linked through `next`, to be completed after the lock is released.
-Waiter* PoolCore::serve_waiters_locked() noexcept {
-  Waiter* served = nullptr;
-  Waiter** tail = &served;
-  while (Waiter* w = waiters_head_) {
+PoolWaiter* PoolCore::serve_waiters_locked() noexcept {
+  PoolWaiter* served = nullptr;
+  PoolWaiter** tail = &served;
+  while (PoolWaiter* w = waiters_.head) {
     const std::uint32_t id = allocate_block(w->level);
     if (id == nil) break;
-    unlink_waiter(w);
-    w->buffer = make_buffer(id, w->level, w->size);
+    waiters_.unlink(w);
+    w->result = make_buffer(id, w->level, w->size);
     *tail = w;
     tail = &w->next;
   }
   return served;
 }
 
-void PoolCore::complete(Waiter* served) noexcept {
-  while (served) {
-    Waiter* next = served->next;
-    served->next = nullptr;
-    served->post_completion();
-    served = next;
-  }
-}
-
-[[gnu::always_inline]] inline void PoolCore::release(std::uint32_t chunk, std::uint32_t level,
-                                                     const std::byte* data,
-                                                     std::uint32_t size) noexcept {
+[[gnu::always_inline]] inline void PoolCore::release(std::uint32_t ref,
+                                                     const std::byte* data) noexcept {
+  const std::uint32_t level = ref_level(ref);
   Lock lk(lock_);
+  Node& n = checked_node(ref, data);
+  // In release builds too: the state is on the cache line that put_free() writes next.
+  if (n.state != NodeState::allocated) [[unlikely]] {
+    lk.unlock();
+    fatal_release("release of a block that is not allocated (a double release?)", ref, data);
+  }
+  const std::uint32_t chunk = ref_chunk(ref);
+  const std::size_t offset = static_cast<std::size_t>(data - chunks_[chunk].base);
   const std::uint32_t id = (chunk << local_bits) | local_of(chunk, level, data);
-  assert(node(id).state == NodeState::allocated);
+  bytes_requested_ -= n.prev;
   put_free(level, id);
   bytes_in_use_ -= block_size(level);
-  bytes_requested_ -= size;
-  if (waiters_head_ == nullptr && !orphaned_) [[likely]]
+  poison(chunks_[chunk].base + (offset >> block_shift(level) << block_shift(level)),
+         block_size(level));
+  if (waiters_.empty() && !orphaned_) [[likely]]
     return;
-  Waiter* served = waiters_head_ ? serve_waiters_locked() : nullptr;
+  PoolWaiter* served = waiters_.empty() ? nullptr : serve_waiters_locked();
   const bool destroy = should_destroy();
   lk.unlock();
-  complete(served);
+  complete_all(served);
   if (destroy) delete this;
 }
 
-void PoolCore::cancel(Waiter* w) noexcept {
+// Splits the block down to the smallest level that holds `size` and frees every buddy of the part
+// that is kept, so waiters may be served at once. Returns the new reference.
+std::uint32_t PoolCore::shrink(std::uint32_t ref, std::byte* data, std::size_t size) noexcept {
+  std::error_code ec;
+  const int target = level_for(size, ec);
+  std::uint32_t level = ref_level(ref);
+  PoolWaiter* served = nullptr;
+  {
+    Lock lk(lock_);
+    Node& n = checked_node(ref, data);
+    if (n.state != NodeState::allocated) [[unlikely]] {
+      lk.unlock();
+      fatal_release("shrink of a block that is not allocated", ref, data);
+    }
+    bytes_requested_ -= n.prev - size;
+    const std::uint32_t chunk = ref_chunk(ref);
+    std::uint32_t id = (chunk << local_bits) | local_of(chunk, level, data);
+    for (; target >= 0 && level > static_cast<std::uint32_t>(target); --level) {
+      Node& parent = node(id);
+      parent.state = NodeState::split;
+      parent.free_children = 0;
+      const std::uint32_t c0 = first_child_id(id);
+      for (std::uint32_t i = 1; i < fanout_; ++i) {
+        put_free(level - 1, c0 + i);
+        poison(data + (std::size_t{i} << block_shift(level - 1)), block_size(level - 1));
+      }
+      bytes_in_use_ -= block_size(level) - block_size(level - 1);
+      id = c0;
+      node(id).state = NodeState::allocated;
+    }
+    node(id).prev = static_cast<std::uint32_t>(size);
+    if (!waiters_.empty()) served = serve_waiters_locked();
+  }
+  complete_all(served);
+  return make_ref(ref_slot(ref), ref_chunk(ref), level);
+}
+
+void PoolCore::cancel(PoolWaiter* w) noexcept {
   {
     Lock lk(lock_);
     if (!w->queued) return;  // already served or closed; its completion is on its way
-    unlink_waiter(w);
+    waiters_.unlink(w);
     ++cancellations_;
     w->ec = errc::cancelled;
   }
-  complete(w);
+  w->post_completion();
+}
+
+void PoolCore::expire(PoolWaiter* w) noexcept {
+  {
+    Lock lk(lock_);
+    if (!w->entered) {
+      w->expired = true;  // enqueue() completes it with timed_out instead of queueing it
+      return;
+    }
+    if (!w->queued) return;
+    waiters_.unlink(w);
+    ++timeouts_;
+    ++cancellations_;
+    w->ec = errc::timed_out;
+  }
+  w->post_completion();
 }
 
 void PoolCore::waiter_gone() noexcept {
@@ -603,19 +679,19 @@ void PoolCore::waiter_gone() noexcept {
 }
 
 void PoolCore::close() noexcept {
-  Waiter* all = nullptr;
+  PoolWaiter* all = nullptr;
   {
     Lock lk(lock_);
     closed_ = true;
-    Waiter** tail = &all;
-    while (Waiter* w = waiters_head_) {
-      unlink_waiter(w);
+    PoolWaiter** tail = &all;
+    while (PoolWaiter* w = waiters_.head) {
+      waiters_.unlink(w);
       w->ec = errc::closed;
       *tail = w;
       tail = &w->next;
     }
   }
-  complete(all);
+  complete_all(all);
 }
 
 void PoolCore::orphan() noexcept {
@@ -630,7 +706,7 @@ std::size_t PoolCore::trim(std::size_t keep_bytes) noexcept {
   std::vector<Chunk> released;
   {
     Lock lk(lock_);
-    if (waiters_head_ != nullptr) return 0;
+    if (!waiters_.empty()) return 0;
     merge_up_to(static_cast<unsigned>(top_));
     const std::size_t keep = (keep_bytes + options_.chunk_size - 1) / options_.chunk_size;
     while (free_[top_].head != nil && chunks_held_ > keep) {
@@ -644,6 +720,7 @@ std::size_t PoolCore::trim(std::size_t keep_bytes) noexcept {
     }
   }
   for (auto& c : released) {
+    unpoison(c.base, options_.chunk_size);
     options_.backing->deallocate(c.base, options_.chunk_size);
     delete[] c.nodes;
   }
@@ -662,7 +739,7 @@ BuddyPoolStats PoolCore::stats() {
   s.high_water = high_water_;
   for (unsigned k = 0; k < levels_; ++k)
     s.free_blocks[k] = free_[k].count;
-  s.waiters = waiter_count_;
+  s.waiters = waiters_.count;
   s.allocations = allocations_;
   s.waits = waits_;
   s.timeouts = timeouts_;
@@ -674,50 +751,57 @@ BuddyPoolStats PoolCore::stats() {
 // ---- Entry points used by Buffer, SharedBuffer and the async_allocate template ----
 
 namespace {
-PoolCore* core_of(std::uint32_t ref) noexcept {
-  return registry().slots[ref_slot(ref)].load(std::memory_order_acquire);
+PoolCore* core_of(std::uint32_t ref, const void* data) noexcept {
+  PoolCore* core = registry().slots[ref_slot(ref)].load(std::memory_order_acquire);
+  if (core == nullptr) [[unlikely]]
+    fatal_release("release into a pool that does not exist", ref, data);
+  return core;
 }
 }  // namespace
 
-void release_block(std::uint32_t ref, const std::byte* data, std::uint32_t size) noexcept {
-  core_of(ref)->release(ref_chunk(ref), ref_level(ref), data, size);
+void release_block(std::uint32_t ref, const std::byte* data) noexcept {
+  core_of(ref, data)->release(ref, data);
+}
+
+std::uint32_t shrink_block(std::uint32_t ref, std::byte* data, std::size_t size) noexcept {
+  return core_of(ref, data)->shrink(ref, data, size);
 }
 
 std::size_t block_capacity(std::uint32_t ref) noexcept {
-  return core_of(ref)->block_size(ref_level(ref));
+  return core_of(ref, nullptr)->block_size(ref_level(ref));
 }
 
 void shared_init(std::uint32_t ref, const std::byte* data) noexcept {
-  core_of(ref)
-      ->node_of(ref_chunk(ref), ref_level(ref), data)
-      .shared.store(1, std::memory_order_relaxed);
+  core_of(ref, data)->checked_node(ref, data).shared.store(1, std::memory_order_relaxed);
 }
 
 void shared_acquire(std::uint32_t ref, const std::byte* data) noexcept {
-  core_of(ref)
-      ->node_of(ref_chunk(ref), ref_level(ref), data)
-      .shared.fetch_add(1, std::memory_order_relaxed);
+  core_of(ref, data)->checked_node(ref, data).shared.fetch_add(1, std::memory_order_relaxed);
 }
 
-void shared_release(std::uint32_t ref, const std::byte* data, std::uint32_t size) noexcept {
-  PoolCore* core = core_of(ref);
-  auto& count = core->node_of(ref_chunk(ref), ref_level(ref), data).shared;
+void shared_release(std::uint32_t ref, const std::byte* data) noexcept {
+  PoolCore* core = core_of(ref, data);
+  auto& count = core->checked_node(ref, data).shared;
   // acq_rel: every reader's last access happens before the block is reused.
-  if (count.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    core->release(ref_chunk(ref), ref_level(ref), data, size);
+  const std::uint32_t before = count.fetch_sub(1, std::memory_order_acq_rel);
+  if (before == 1) {
+    core->release(ref, data);
+  } else if (before == 0) [[unlikely]] {
+    fatal_release("release of a SharedBuffer whose block has no owner left (a double release?)",
+                  ref, data);
   }
+}
+
+WaitOwner<Buffer>* wait_owner(PoolCore* core) noexcept {
+  return core;
 }
 
 bool allocate_now(PoolCore* core, std::size_t size, Buffer& out, std::error_code& ec) noexcept {
   return core->allocate_now(size, out, ec);
 }
 
-void enqueue_waiter(PoolCore* core, WaiterBase* waiter) noexcept {
+void enqueue_waiter(PoolCore* core, Waiter<Buffer>* waiter) noexcept {
   core->enqueue(waiter);
-}
-
-void waiter_gone(PoolCore* core) noexcept {
-  core->waiter_gone();
 }
 
 }  // namespace bufpool::detail
@@ -759,9 +843,6 @@ std::size_t BuddyPool::trim(std::size_t keep_bytes) noexcept {
 }
 BuddyPoolStats BuddyPool::stats() const {
   return core_->stats();
-}
-void BuddyPool::note_timeout() noexcept {
-  core_->note_timeout();
 }
 unsigned BuddyPool::levels() const noexcept {
   return core_->levels();

@@ -99,7 +99,7 @@ NodePool::~NodePool() {
   }
   for (detail::NodeSlab* slab : slabs_) {
     if (slab->raw)
-      ::operator delete (slab->raw, slab->raw_bytes, std::align_val_t{slab->raw_align});
+      ::operator delete (slab->raw, std::align_val_t{slab->raw_align});
     delete slab;  // a BuddyPool slab's Buffer goes back here
   }
 }
@@ -198,7 +198,7 @@ bool NodePool::grow_locked() noexcept {
     chains_.reserve(capacity_ + n);
   } catch (...) {
     if (slabs_.size() > 0 && slabs_.back() == slab) slabs_.pop_back();
-    if (slab->raw) ::operator delete (slab->raw, bytes, std::align_val_t{align});
+    if (slab->raw) ::operator delete (slab->raw, std::align_val_t{align});
     delete slab;
     return false;
   }

@@ -5,16 +5,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <system_error>
 #include <vector>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/basic_waitable_timer.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/bind_executor.hpp>
-#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/system/error_code.hpp>
 
@@ -43,7 +40,7 @@ struct BuddyPoolOptions {
   /// Chunks are otherwise taken lazily, when a request finds no free block.
   std::size_t reserve = 0;
   /// Where chunks come from. nullptr means make_mmap_chunk_allocator() with default options.
-  std::shared_ptr<ChunkAllocator> backing;
+  std::shared_ptr<ChunkAllocator> backing = nullptr;
 };
 
 struct BuddyPoolStats {
@@ -58,22 +55,42 @@ struct BuddyPoolStats {
   std::uint64_t waits = 0;          ///< requests that had to queue
   std::uint64_t timeouts = 0;       ///< waits ended by async_allocate_for's deadline
   std::uint64_t cancellations = 0;  ///< waits ended by cancellation (timeouts included)
-  std::uint64_t failures = 0;       ///< try_allocate calls refused with out_of_memory
+  std::uint64_t failures = 0;       ///< try_allocate/allocate calls refused with out_of_memory (never a wait)
 };
 
 namespace detail {
 class PoolCore;
 // Tries to allocate at once. Returns true when the request is finished (out holds the buffer, or
-// ec a final error); false when it has to wait.
+// ec a final error); false when it has to wait. Counts nothing as a failure.
 bool allocate_now(PoolCore* core, std::size_t size, Buffer& out, std::error_code& ec) noexcept;
+WaitOwner<Buffer>* wait_owner(PoolCore* core) noexcept;
 // Queues the waiter, or completes it through its executor if memory appeared meanwhile.
-void enqueue_waiter(PoolCore* core, WaiterBase* waiter) noexcept;
+void enqueue_waiter(PoolCore* core, Waiter<Buffer>* waiter) noexcept;
 // Completes a request that finished at once: posted, so never inside the initiating call.
-template <typename Handler>
-void post_result(Handler&& handler, std::error_code ec, Buffer&& buffer) {
+template <typename Handler, typename Result>
+void post_result(Handler&& handler, std::error_code ec, Result&& result) {
   boost::asio::post(boost::asio::append(std::forward<Handler>(handler),
-                                        boost::system::error_code(ec), std::move(buffer)));
+                                        boost::system::error_code(ec), std::move(result)));
 }
+// The initiation shared by async_allocate and async_allocate_for: no deadline when `timeout` is
+// empty.
+struct InitiateAllocate {
+  PoolCore* core;
+  template <typename Handler>
+  void operator()(Handler&& handler, std::size_t size,
+                  std::optional<std::chrono::steady_clock::duration> timeout) const {
+    Buffer buffer;
+    std::error_code ec;
+    if (allocate_now(core, size, buffer, ec)) {
+      post_result(std::forward<Handler>(handler), ec, std::move(buffer));
+      return;
+    }
+    using Impl = WaiterImpl<Buffer, std::decay_t<Handler>>;
+    auto* w = new Impl(wait_owner(core), size, std::forward<Handler>(handler));
+    if (timeout) w->arm(*timeout);
+    enqueue_waiter(core, w);
+  }
+};
 }  // namespace detail
 
 /// A buddy allocator of buffers from fixed-size chunks, with a hard memory limit.
@@ -123,19 +140,8 @@ class BuddyPool {
   template <typename CompletionToken>
   auto async_allocate(std::size_t size, CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code, Buffer)>(
-        [core = core_](auto handler, std::size_t n) {
-          Buffer buffer;
-          std::error_code ec;
-          if (detail::allocate_now(core, n, buffer, ec)) {
-            detail::post_result(std::move(handler), ec, std::move(buffer));
-          } else {
-            using Handler = std::decay_t<decltype(handler)>;
-            detail::enqueue_waiter(
-                core, new detail::WaiterImpl<Handler>(core, static_cast<std::uint32_t>(n),
-                                                      std::move(handler)));
-          }
-        },
-        token, size);
+        detail::InitiateAllocate{core_}, token, size,
+        std::optional<std::chrono::steady_clock::duration>{});
   }
 
   /// As async_allocate, but a wait that lasts longer than `timeout` completes with
@@ -146,7 +152,11 @@ class BuddyPool {
   /// strand. A result that races the deadline wins: the caller gets the buffer.
   template <typename CompletionToken>
   auto async_allocate_for(std::size_t size, std::chrono::steady_clock::duration timeout,
-                          CompletionToken&& token);
+                          CompletionToken&& token) {
+    return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code, Buffer)>(
+        detail::InitiateAllocate{core_}, token, size,
+        std::optional<std::chrono::steady_clock::duration>{timeout});
+  }
 
   /// Fails every waiter with errc::closed and refuses later allocations with errc::closed.
   /// Frees keep working. Idempotent.
@@ -160,9 +170,6 @@ class BuddyPool {
   /// A consistent snapshot, taken under the pool lock. Pending merges are done first.
   BuddyPoolStats stats() const;
 
-  /// Counts a wait that ended by a deadline (for adaptors that implement timeouts).
-  void note_timeout() noexcept;
-
   unsigned levels() const noexcept;
   /// Block size of `level` (0 is the smallest).
   std::size_t block_size(unsigned level) const noexcept;
@@ -173,85 +180,5 @@ class BuddyPool {
  private:
   detail::PoolCore* core_;
 };
-
-namespace detail {
-
-// The state shared by the timer and the allocation of one async_allocate_for.
-template <typename Handler>
-struct TimedAllocation : std::enable_shared_from_this<TimedAllocation<Handler>> {
-  using Executor = boost::asio::associated_executor_t<Handler>;
-
-  TimedAllocation(Handler&& h, BuddyPool& p)
-      : handler(std::move(h)),
-        executor(boost::asio::get_associated_executor(handler)),
-        timer(executor),
-        outer(boost::asio::get_associated_cancellation_slot(handler)),
-        pool(p) {}
-
-  struct Forward {  // outer cancellation -> the inner allocation
-    TimedAllocation* self;
-    void operator()(boost::asio::cancellation_type type) const { self->inner.emit(type); }
-  };
-
-  void start(std::size_t size, std::chrono::steady_clock::duration timeout) {
-    if (outer.is_connected()) outer.template emplace<Forward>(Forward{this});
-    timer.expires_after(timeout);
-    timer.async_wait(boost::asio::bind_executor(
-        executor, [self = this->shared_from_this()](boost::system::error_code ec) {
-          if (ec || self->done) return;
-          self->timed_out = true;
-          self->inner.emit(boost::asio::cancellation_type::terminal);
-        }));
-    pool.async_allocate(
-        size, boost::asio::bind_cancellation_slot(
-                  inner.slot(), boost::asio::bind_executor(
-                                    executor, [self = this->shared_from_this()](
-                                                  boost::system::error_code ec, Buffer buffer) {
-                                      self->finish(ec, std::move(buffer));
-                                    })));
-  }
-
-  void finish(boost::system::error_code ec, Buffer buffer) {
-    done = true;
-    timer.cancel();
-    if (outer.is_connected()) outer.clear();
-    if (ec == errc::cancelled && timed_out) {
-      ec = boost::system::error_code(make_error_code(errc::timed_out));
-      pool.note_timeout();
-    }
-    Handler h = std::move(handler);
-    std::move(h)(ec, std::move(buffer));
-  }
-
-  Handler handler;
-  Executor executor;
-  boost::asio::basic_waitable_timer<std::chrono::steady_clock,
-                                    boost::asio::wait_traits<std::chrono::steady_clock>, Executor>
-      timer;
-  boost::asio::cancellation_slot outer;
-  boost::asio::cancellation_signal inner;
-  BuddyPool& pool;
-  bool done = false;
-  bool timed_out = false;
-};
-
-}  // namespace detail
-
-template <typename CompletionToken>
-auto BuddyPool::async_allocate_for(std::size_t size, std::chrono::steady_clock::duration timeout,
-                                   CompletionToken&& token) {
-  return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code, Buffer)>(
-      [this](auto handler, std::size_t n, std::chrono::steady_clock::duration t) {
-        Buffer buffer;
-        std::error_code ec;
-        if (detail::allocate_now(core_, n, buffer, ec)) {
-          detail::post_result(std::move(handler), ec, std::move(buffer));
-          return;
-        }
-        using Handler = std::decay_t<decltype(handler)>;
-        std::make_shared<detail::TimedAllocation<Handler>>(std::move(handler), *this)->start(n, t);
-      },
-      token, size, timeout);
-}
 
 }  // namespace bufpool

@@ -6,6 +6,8 @@
 #include <span>
 #include <utility>
 
+#include <boost/asio/buffer.hpp>
+
 #include "bufpool/detail/block_ref.hpp"
 
 namespace bufpool {
@@ -18,6 +20,11 @@ class PoolCore;
 /// Owns one block of a BuddyPool. Destroying (or reset()ting) it gives the block back in O(1),
 /// apart from buddy merging, which the pool does lazily. The memory stays valid even if the pool
 /// object is destroyed first: the pool's storage lives until its last block is returned.
+///
+/// `boost::asio::buffer(b)` gives a mutable_buffer over its size() bytes, for async_read and
+/// async_write. Buffer is not itself a buffer sequence: Asio's composed operations copy their
+/// sequence, and a Buffer owns its block (a SharedBuffer is a sequence, and its copy keeps the
+/// block alive for the whole operation).
 ///
 /// 16 bytes: the data pointer, the requested size, and a 32-bit block reference.
 /// Thread safety: like any value type; distinct Buffers may be used and destroyed on any threads.
@@ -49,10 +56,23 @@ class Buffer {
   bool empty() const noexcept { return data_ == nullptr; }
   explicit operator bool() const noexcept { return data_ != nullptr; }
   std::span<std::byte> span() const noexcept { return {data_, size()}; }
+  /// The first size() bytes, as Asio's buffer functions take them.
+  operator boost::asio::mutable_buffer() const noexcept { return {data_, size()}; }
+
+  /// Keeps the first `n` bytes and gives the rest of the block back at once, down to the smallest
+  /// block that holds `n` bytes (a 100 KB body read into a 1 MiB block keeps 128 KiB when the
+  /// pool's smallest block is 128 KiB or less); waiters that the freed buddies can serve are
+  /// served. `n` >= size() does nothing; `n` == 0 is reset(). The data pointer does not move.
+  void shrink(std::size_t n) noexcept {
+    if (!data_ || n >= size_) return;
+    if (n == 0) return reset();
+    ref_ = detail::shrink_block(ref_, data_, n);
+    size_ = static_cast<std::uint32_t>(n);
+  }
 
   /// Gives the block back now. The Buffer becomes empty.
   void reset() noexcept {
-    if (data_) detail::release_block(ref_, std::exchange(data_, nullptr), size_);
+    if (data_) detail::release_block(ref_, std::exchange(data_, nullptr));
   }
 
  private:

@@ -161,7 +161,7 @@ class node_allocator {
     if (fits(n)) {
       pool_->deallocate(p);
     } else {
-      ::operator delete (p, n * sizeof(T), std::align_val_t{alignof(T)});
+      ::operator delete (p, std::align_val_t{alignof(T)});
     }
   }
 

@@ -62,7 +62,7 @@ class OrderedPool {
   /// Destroys every live object.
   ~OrderedPool() {
     clear();
-    if (owned_) ::operator delete (owned_, owned_bytes_, std::align_val_t{block_align});
+    if (owned_) ::operator delete (owned_, std::align_val_t{block_align});
   }
 
   /// Bytes of memory that `capacity` objects need, including worst-case alignment slack when

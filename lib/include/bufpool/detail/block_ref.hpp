@@ -29,12 +29,18 @@ constexpr std::uint32_t ref_level(std::uint32_t ref) {
   return ref & (max_levels - 1);
 }
 
-// Implemented by the pool (buddy_pool.cpp). All are thread safe.
-void release_block(std::uint32_t ref, const std::byte* data, std::uint32_t size) noexcept;
+// Implemented by the pool (buddy_pool.cpp). All are thread safe. `data` may be any address inside
+// the block (a slice of a SharedBuffer). A reference or address that the pool does not hold, and
+// a block that is not allocated (a double release), stop the process with a message naming the
+// block.
+void release_block(std::uint32_t ref, const std::byte* data) noexcept;
+// Gives back what lies past `size` bytes down to the smallest level that holds them; returns the
+// new reference. 0 < size <= the block's requested size.
+std::uint32_t shrink_block(std::uint32_t ref, std::byte* data, std::size_t size) noexcept;
 std::size_t block_capacity(std::uint32_t ref) noexcept;
 // The reference count that SharedBuffer keeps in the pool's per-block metadata.
 void shared_init(std::uint32_t ref, const std::byte* data) noexcept;
 void shared_acquire(std::uint32_t ref, const std::byte* data) noexcept;
-void shared_release(std::uint32_t ref, const std::byte* data, std::uint32_t size) noexcept;
+void shared_release(std::uint32_t ref, const std::byte* data) noexcept;
 
 }  // namespace bufpool::detail
