@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "bufpool/shared_buffer.hpp"
 #include "test_support.hpp"
 
 namespace bufpool {
@@ -297,6 +298,88 @@ TEST(BuddyPool, AllocateIfFreeTakesOnlyWhatIsFreeNow) {
   b.reset();
   EXPECT_EQ(pool.stats().bytes_in_use, 0u);
 }
+
+// A bitwise copy of a Buffer (what a miscompiled coroutine frame does) releases its block twice.
+// The second release must stop the process with a message, not drive bytes_in_use below zero.
+Buffer bitwise_copy(const Buffer& b) {
+  Buffer copy;
+  std::memcpy(static_cast<void*>(&copy), static_cast<const void*>(&b), sizeof(Buffer));
+  return copy;
+}
+
+TEST(BuddyPoolDeathTest, DoubleReleaseStopsWithAMessageNamingTheBlock) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        BuddyPool pool({.max_memory = 64 * MiB});
+        Buffer a = pool.allocate(4 * MiB);
+        Buffer twin = bitwise_copy(a);
+        a.reset();
+        twin.reset();
+      },
+      "bufpool: release of a block that is not allocated \\(a double release\\?\\): block of "
+      "pool slot [0-9]+, chunk 0, level 1, address 0x");
+}
+
+TEST(BuddyPoolDeathTest, SharedDoubleReleaseStops) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        BuddyPool pool({.max_memory = 64 * MiB});
+        Buffer keep = pool.allocate(1 * MiB);  // so the block is not merged away
+        SharedBuffer s(pool.allocate(1 * MiB));
+        SharedBuffer twin;
+        std::memcpy(static_cast<void*>(&twin), static_cast<const void*>(&s), sizeof s);
+        s.reset();
+        twin.reset();
+      },
+      "bufpool: release of a SharedBuffer whose block has no owner left \\(a double release\\?\\)");
+}
+
+TEST(BuddyPoolDeathTest, ReleaseIntoAPoolThatIsGoneStops) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        Buffer stale;
+        {
+          BuddyPool pool({.max_memory = 64 * MiB});
+          Buffer a = pool.allocate(1 * MiB);
+          stale = bitwise_copy(a);
+        }  // the pool and its storage are gone
+        stale.reset();
+      },
+      "bufpool: release into a pool that does not exist");
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+TEST(BuddyPoolDeathTest, ReadingAReleasedBufferIsAnAsanReport) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        BuddyPool pool({.max_memory = 64 * MiB});
+        Buffer keep = pool.allocate(1 * MiB);
+        Buffer b = pool.allocate(1 * MiB);
+        volatile std::byte* stale = b.data();
+        b.reset();
+        std::byte x = stale[10];
+        (void)x;
+      },
+      "use-after-poison");
+}
+
+TEST(BuddyPoolTest, MemoryOfALiveBufferIsUsableUnderAsan) {
+  BuddyPool pool({.chunk_size = 4 * MiB, .min_block = 64 * KiB, .max_memory = 8 * MiB});
+  Buffer b = pool.allocate(3 * MiB);
+  std::memset(b.data(), 1, b.capacity());  // the whole block, not only size()
+  b.shrink(100 * KiB);
+  std::memset(b.data(), 2, b.capacity());
+  b.reset();
+  Buffer c = pool.allocate(4 * MiB);
+  std::memset(c.data(), 3, c.capacity());
+  c.reset();
+  EXPECT_EQ(pool.trim(), 4 * MiB);  // the shadow is cleared before the chunk goes back
+}
+#endif
 
 }  // namespace
 }  // namespace bufpool
