@@ -138,6 +138,7 @@ class PoolCore final : public WaitOwner<Buffer> {
   void cancel(PoolWaiter* w) noexcept override;
   void expire(PoolWaiter* w) noexcept override;
   void waiter_gone() noexcept override;
+  void end_wait(PoolWaiter* w, errc why) noexcept;
   void close() noexcept;
   void orphan() noexcept;
   std::size_t trim(std::size_t keep_bytes) noexcept;
@@ -644,14 +645,7 @@ std::uint32_t PoolCore::shrink(std::uint32_t ref, std::byte* data, std::size_t s
 }
 
 void PoolCore::cancel(PoolWaiter* w) noexcept {
-  {
-    Lock lk(lock_);
-    if (!w->queued) return;  // already served or closed; its completion is on its way
-    waiters_.unlink(w);
-    ++cancellations_;
-    w->ec = errc::cancelled;
-  }
-  w->post_completion();
+  end_wait(w, errc::cancelled);
 }
 
 void PoolCore::expire(PoolWaiter* w) noexcept {
@@ -661,13 +655,24 @@ void PoolCore::expire(PoolWaiter* w) noexcept {
       w->expired = true;  // enqueue() completes it with timed_out instead of queueing it
       return;
     }
-    if (!w->queued) return;
+  }
+  end_wait(w, errc::timed_out);
+}
+
+void PoolCore::end_wait(PoolWaiter* w, errc why) noexcept {
+  PoolWaiter* served = nullptr;
+  {
+    Lock lk(lock_);
+    if (!w->queued) return;  // already served or closed; its completion is on its way
     waiters_.unlink(w);
-    ++timeouts_;
     ++cancellations_;
-    w->ec = errc::timed_out;
+    if (why == errc::timed_out) ++timeouts_;
+    w->ec = why;
+    // A large waiter at the head may have held back smaller ones that fit now.
+    if (!waiters_.empty()) served = serve_waiters_locked();
   }
   w->post_completion();
+  complete_all(served);
 }
 
 void PoolCore::waiter_gone() noexcept {
@@ -852,6 +857,11 @@ std::size_t BuddyPool::block_size(unsigned level) const noexcept {
 }
 int BuddyPool::level_for(std::size_t size, std::error_code& ec) const noexcept {
   return core_->level_for(size, ec);
+}
+std::size_t BuddyPool::capacity_for(std::size_t size) const noexcept {
+  std::error_code ec;
+  const int level = core_->level_for(size, ec);
+  return level < 0 ? 0 : core_->block_size(static_cast<unsigned>(level));
 }
 const BuddyPoolOptions& BuddyPool::options() const noexcept {
   return core_->options();

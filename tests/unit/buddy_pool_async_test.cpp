@@ -507,6 +507,30 @@ TEST(BuddyPoolAsyncFor, DestroyedIoContextFreesAPendingDeadline) {
   EXPECT_EQ(pool.stats().bytes_in_use, 0u);
 }
 
+// Found with the quota: a cancelled large waiter at the head held back smaller waiters behind it
+// that the free memory could serve, until some unrelated free came.
+TEST(BuddyPoolAsync, CancellingTheHeadWaiterServesThoseBehindIt) {
+  BuddyPool pool(limit64());
+  std::vector<Buffer> held;
+  for (int i = 0; i < 4; ++i)
+    held.push_back(pool.allocate(16 * MiB));
+  asio::io_context io;
+  asio::cancellation_signal signal;
+  Result big, small;
+  pool.async_allocate(64 * MiB, asio::bind_cancellation_slot(signal.slot(), recorder(io, big)));
+  pool.async_allocate(1 * MiB, recorder(io, small));
+  io.poll();
+  held.pop_back();  // 16 MiB free: not enough for the head, enough for the one behind it
+  io.poll();
+  EXPECT_FALSE(small.ec);
+  signal.emit(asio::cancellation_type::terminal);
+  io.run();
+  EXPECT_EQ(*big.ec, errc::cancelled);
+  ASSERT_TRUE(small.ec);
+  EXPECT_FALSE(*small.ec);
+  EXPECT_EQ(small.buffer.capacity(), 1 * MiB);
+}
+
 // stats().failures counts refused try_allocate calls only; waits are counted in `waits`.
 TEST(BuddyPoolAsync, WaitsAreNotFailures) {
   BuddyPool pool(limit64());

@@ -175,6 +175,9 @@ class BuddyPool {
   std::size_t block_size(unsigned level) const noexcept;
   /// The level that serves `size`, or -1 with ec set (invalid_size, too_large).
   int level_for(std::size_t size, std::error_code& ec) const noexcept;
+  /// The capacity of the block that a request of `size` bytes gets (what it really costs, for
+  /// charging a Quota), or 0 if no block can hold it.
+  std::size_t capacity_for(std::size_t size) const noexcept;
   const BuddyPoolOptions& options() const noexcept;
 
  private:
