@@ -147,7 +147,7 @@ void Client::fail_all(std::error_code ec) {
   outgoing_.clear();
 }
 
-asio::awaitable<Client::Reply> Client::call(rpc::Opcode op, std::string_view key,
+asio::awaitable<Client::Reply> Client::call(std::uint8_t opcode, std::string_view key,
                                             asio::const_buffer payload) {
   auto self = shared_from_this();  // the reader and writer outlive nothing they need
   if (!socket_.is_open() || closed_with_)
@@ -156,7 +156,7 @@ asio::awaitable<Client::Reply> Client::call(rpc::Opcode op, std::string_view key
   const std::uint64_t id = next_id_++;
   auto frame = std::make_unique<Frame>();
   rpc::FrameHeader h;
-  h.opcode = static_cast<std::uint8_t>(op);
+  h.opcode = opcode;
   h.request_id = id;
   h.key_length = static_cast<std::uint32_t>(key.size());
   h.payload_length = payload.size();

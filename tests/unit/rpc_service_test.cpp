@@ -89,12 +89,12 @@ TEST(RpcService, ResponsesComeBackInCompletionOrder) {
     auto c = co_await Client::connect(ex, "127.0.0.1", f.port());
     std::uint32_t slow_ms = 200;
     auto slow = [&, c]() -> asio::awaitable<void> {
-      auto r = co_await c->call(static_cast<Opcode>(40), {}, asio::buffer(&slow_ms, 4));
+      auto r = co_await c->call(40, {}, asio::buffer(&slow_ms, 4));
       EXPECT_EQ(r.status, Status::ok);
       order.push_back("slow");
     };
     auto fast = [&, c]() -> asio::awaitable<void> {
-      auto r = co_await c->call(static_cast<Opcode>(41), "abc");
+      auto r = co_await c->call(41, "abc");
       EXPECT_EQ(r.message(), "cba");
       order.push_back("fast");
     };
@@ -122,7 +122,7 @@ TEST(RpcService, PipelineDepthBoundsRequestsInFlight) {
     std::vector<std::future<void>> calls;
     for (int i = 0; i < 4; ++i) {
       auto one = [c, &ms]() -> asio::awaitable<void> {
-        auto r = co_await c->call(static_cast<Opcode>(40), {}, asio::buffer(&ms, 4));
+        auto r = co_await c->call(40, {}, asio::buffer(&ms, 4));
         EXPECT_EQ(r.status, Status::ok);
       };
       calls.push_back(asio::co_spawn(ex, one, asio::use_future));
@@ -147,16 +147,16 @@ TEST(RpcService, ClientTimesOutAndDropsTheLateReply) {
     std::uint32_t ms = 200;
     bool timed_out = false;
     try {
-      co_await c->call(static_cast<Opcode>(40), {}, asio::buffer(&ms, 4));
+      co_await c->call(40, {}, asio::buffer(&ms, 4));
     } catch (const std::system_error& e) {
       timed_out = e.code() == make_error_code(errc::timed_out);
     }
     EXPECT_TRUE(timed_out);
-    auto r = co_await c->call(static_cast<Opcode>(41), "xy");  // the connection still works
+    auto r = co_await c->call(41, "xy");  // the connection still works
     EXPECT_EQ(r.message(), "yx");
     asio::steady_timer t(ex, std::chrono::milliseconds(300));  // the late reply arrives, dropped
     co_await t.async_wait(use_awaitable);
-    r = co_await c->call(static_cast<Opcode>(41), "ok");
+    r = co_await c->call(41, "ok");
     EXPECT_EQ(r.message(), "ko");
     c->close();
   };
@@ -173,7 +173,7 @@ TEST(RpcService, GracefulCloseFinishesWhatIsInFlight) {
     auto c = co_await Client::connect(ex, "127.0.0.1", f.port());
     std::uint32_t ms = 200;
     auto slow = [c, &ms]() -> asio::awaitable<Client::Reply> {
-      co_return co_await c->call(static_cast<Opcode>(40), {}, asio::buffer(&ms, 4));
+      co_return co_await c->call(40, {}, asio::buffer(&ms, 4));
     };
     auto reply = asio::co_spawn(ex, slow, asio::use_future);
     asio::steady_timer t(ex, std::chrono::milliseconds(50));
@@ -200,7 +200,7 @@ TEST(RpcService, DroppingTheClientClosesTheConnection) {
   auto test = [&]() -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
     auto c = co_await Client::connect(ex, "127.0.0.1", f.port());
-    auto r = co_await c->call(static_cast<Opcode>(41), "ab");
+    auto r = co_await c->call(41, "ab");
     EXPECT_EQ(r.message(), "ba");
     c.reset();  // no close(): the handle's end is enough
     auto served = [&] { return f.served; };
@@ -234,10 +234,10 @@ TEST(RpcService, SyncHandlersWithPartialWritesKeepEveryReplyIntact) {
       auto one = [c, &payloads, &checked, i]() -> asio::awaitable<void> {
         if (i % 4 == 1) {  // an asynchronous handler's reply among the synchronous ones
           const std::string key = "key" + std::to_string(i);
-          auto r = co_await c->call(static_cast<Opcode>(41), key);
+          auto r = co_await c->call(41, key);
           EXPECT_EQ(r.message(), std::string(key.rbegin(), key.rend()));
         } else {
-          auto r = co_await c->call(static_cast<Opcode>(42), {}, asio::buffer(payloads[i]));
+          auto r = co_await c->call(42, {}, asio::buffer(payloads[i]));
           EXPECT_EQ(r.status, Status::ok);
           EXPECT_TRUE(r.payload.size() == payloads[i].size() &&
                       std::memcmp(r.payload.data(), payloads[i].data(), payloads[i].size()) == 0)

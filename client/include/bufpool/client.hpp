@@ -74,10 +74,14 @@ class Client : public std::enable_shared_from_this<Client> {
     Buffer payload;               // empty for a 0-byte payload
     std::string message() const;  // an error reply's text
   };
-  /// One request; completes with its reply whatever the status. Throws only for transport
-  /// errors and timeouts.
-  boost::asio::awaitable<Reply> call(rpc::Opcode op, std::string_view key,
+  /// One request with any opcode (a custom service's too, as rpc::Service::on takes them);
+  /// completes with its reply whatever the status. Throws only for transport errors and timeouts.
+  boost::asio::awaitable<Reply> call(std::uint8_t opcode, std::string_view key,
                                      boost::asio::const_buffer payload = {});
+  boost::asio::awaitable<Reply> call(rpc::Opcode op, std::string_view key,
+                                     boost::asio::const_buffer payload = {}) {
+    return call(static_cast<std::uint8_t>(op), key, payload);
+  }
 
   boost::asio::awaitable<void> ping();
   /// Stores `value`; true if the key was new.
