@@ -27,6 +27,8 @@ class Category final : public std::error_category {
         return "backing allocator failed";
       case errc::too_many_pools:
         return "too many live pools";
+      case errc::unknown_length:
+        return "the message has no Content-Length (a chunked body needs a BufferChain)";
     }
     return "unknown bufpool error";
   }
@@ -43,6 +45,8 @@ class Category final : public std::error_category {
       case errc::invalid_size:
       case errc::invalid_argument:
         return std::errc::invalid_argument;
+      case errc::unknown_length:
+        return std::errc::message_size;
       case errc::too_large:
         return std::errc::value_too_large;
       default:

@@ -18,6 +18,7 @@ enum class errc : int {
   invalid_argument,  ///< A bad option or argument (for example a non power-of-two size).
   backing_failed,    ///< The backing chunk allocator could not provide memory.
   too_many_pools,    ///< The process-wide limit of live pools is reached.
+  unknown_length,    ///< A message body without a Content-Length where one is needed.
 };
 
 /// The category of bufpool::errc. Thread safe; a single instance lives for the whole program.
