@@ -98,8 +98,7 @@ NodePool::~NodePool() {
     r.generations[id_] = 0;
   }
   for (detail::NodeSlab* slab : slabs_) {
-    if (slab->raw)
-      ::operator delete (slab->raw, std::align_val_t{slab->raw_align});
+    if (slab->raw) ::operator delete (slab->raw, std::align_val_t{slab->raw_align});
     delete slab;  // a BuddyPool slab's Buffer goes back here
   }
 }

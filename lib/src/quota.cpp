@@ -191,9 +191,7 @@ class QuotaCore final : public WaitOwner<QuotaUnits> {
     complete_all(served);
   }
 
-  bool should_destroy() const noexcept {
-    return orphaned_ && in_use_ == 0 && live_waiters_ == 0;
-  }
+  bool should_destroy() const noexcept { return orphaned_ && in_use_ == 0 && live_waiters_ == 0; }
 
   const std::size_t capacity_;
   mutable SpinLock lock_;

@@ -3,6 +3,7 @@
 // pool memory, in one write. See docs/architecture.md for the path of a PUT and a GET.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <bufpool/buffer_chain.hpp>
 #include <bufpool/co_allocate.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -299,6 +300,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   // --- requests ------------------------------------------------------------------------------
   // Returns false when the connection must close after this request.
   asio::awaitable<bool> handle(RequestParser& parser) {
+    parser_ = &parser;
     auto& req = parser.get();
     RequestPtr rc(new (server_.request_nodes().allocate()) RequestContext{});
     rc->start_ns = now_ns();
@@ -402,7 +404,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     Buffer buffer;
   };
   asio::awaitable<Body> read_body(const boost::optional<std::uint64_t>& length, bool chunked) {
-    if (chunked || !length) {
+    if (chunked) co_return co_await read_chunked_body();
+    if (!length) {
       co_await send_error(411, "length_required", "a Content-Length body is required");
       co_return Body{};
     }
@@ -464,6 +467,76 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     disarm();
     body_read_ = true;
     request_->bytes_in = len;
+    body.ok = true;
+    co_return body;
+  }
+
+  // A chunked body: the parser decodes the chunks, and their bytes go into a BufferChain of pool
+  // blocks taken as they arrive (never waiting: no memory now is a 503), up to max_object_size
+  // (else 413). The chain then becomes one buffer: its own block when the body fits one, else one
+  // copy; a Content-Length body needs no copy at all.
+  asio::awaitable<Body> read_chunked_body() {
+    RequestParser& parser = *parser_;
+    BufferChain chain(server_.pool(), config_.max_object_size);
+    bool refused = false;
+    auto on_chunk = [&](std::uint64_t, std::string_view data, error_code& ec) -> std::size_t {
+      try {
+        asio::buffer_copy(chain.prepare(data.size()), asio::buffer(data));
+        chain.commit(data.size());
+        return data.size();
+      } catch (const std::length_error&) {
+        refused = true;
+        ec = http::error::body_limit;
+        return 0;
+      }
+    };
+    parser.on_chunk_body(on_chunk);
+    if (expect_continue_) {
+      static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+      arm(config_.read_timeout);
+      auto [ec, n] =
+          co_await asio::async_write(socket_, asio::buffer(cont), as_tuple(use_awaitable));
+      if (ec) co_return Body{};
+    }
+    std::size_t total = 0;
+    while (!parser.is_done()) {
+      arm(config_.read_timeout);
+      auto [ec, n] =
+          co_await http::async_read_some(socket_, buffer_, parser, as_tuple(use_awaitable));
+      if (ec) {
+        disarm();
+        if (refused && chain.out_of_memory()) {
+          co_await send_error(503, "no_memory", "no pool memory for the chunked body",
+                              "Retry-After: 1\r\n");
+        } else if (refused) {
+          co_await send_error(413, "too_large",
+                              fmt::format("the limit is {} bytes", config_.max_object_size));
+        } else if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+                   ec == asio::error::operation_aborted || !socket_.is_open()) {
+          server_.counters().add(server_.counters().incomplete_bodies);
+          note_broken_request(ec);
+          body_read_ = true;  // nothing left to frame: the connection is finished anyway
+          keep_alive_ = false;
+        } else {
+          co_await send_error(400, "bad_request", ec.message());
+        }
+        co_return Body{};
+      }
+      total += n;
+      received(n);
+    }
+    disarm();
+    body_read_ = true;
+    request_->bytes_in = total;
+    Body body;
+    if (chain.size() > 0) {
+      std::error_code ec;
+      body.buffer = chain.take(ec);
+      if (ec) {
+        co_await send_error(503, "no_memory", ec.message(), "Retry-After: 1\r\n");
+        co_return Body{};
+      }
+    }
     body.ok = true;
     co_return body;
   }
@@ -580,6 +653,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   Clock::time_point deadline_ = Clock::time_point::max();
   ConnectionInfo* info_ = nullptr;
   RequestContext* request_ = nullptr;
+  RequestParser* parser_ = nullptr;  // the request being handled
   std::string head_;
   bool between_requests_ = true;
   bool close_after_response_ = false;

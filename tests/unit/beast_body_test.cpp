@@ -10,10 +10,10 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/connect_pair.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -157,8 +157,8 @@ TEST_F(PoolBodyTest, TheWaitHasADeadline) {
     beast::flat_buffer buf;
     http::request_parser<PoolBody> p;
     co_await http::async_read_header(server, buf, p, use_awaitable);
-    auto [ec, n] = co_await async_read_body(server, buf, p, pool, 20ms,
-                                            asio::as_tuple(use_awaitable));
+    auto [ec, n] =
+        co_await async_read_body(server, buf, p, pool, 20ms, asio::as_tuple(use_awaitable));
     EXPECT_EQ(ec, errc::timed_out);
     EXPECT_EQ(n, 0u);
   });
@@ -175,8 +175,8 @@ TEST_F(PoolBodyTest, ABodyThatStopsShortGivesItsBlockBack) {
     beast::flat_buffer buf;
     http::request_parser<PoolBody> p;
     co_await http::async_read_header(server, buf, p, use_awaitable);
-    auto [ec, n] = co_await async_read_body(server, buf, p, pool, 1s,
-                                            asio::as_tuple(use_awaitable));
+    auto [ec, n] =
+        co_await async_read_body(server, buf, p, pool, 1s, asio::as_tuple(use_awaitable));
     EXPECT_EQ(ec, http::error::partial_message);
     EXPECT_TRUE(p.get().body().buffer.empty());
   });
@@ -192,8 +192,8 @@ TEST_F(PoolBodyTest, ChunkedBodiesAreRefusedByTheHelper) {
     beast::flat_buffer buf;
     http::request_parser<PoolBody> p;
     co_await http::async_read_header(server, buf, p, use_awaitable);
-    auto [ec, n] = co_await async_read_body(server, buf, p, pool, 1s,
-                                            asio::as_tuple(use_awaitable));
+    auto [ec, n] =
+        co_await async_read_body(server, buf, p, pool, 1s, asio::as_tuple(use_awaitable));
     EXPECT_EQ(ec, errc::unknown_length);
   });
 }
@@ -217,7 +217,8 @@ TEST_F(PoolBodyTest, BeastsOwnReadWorksThroughTheReader) {
 TEST_F(PoolBodyTest, AnAttachedBufferTakesABodyOfUnknownLengthAndIsShrunk) {
   BuddyPool pool(small_pool());
   const std::string wire =
-      "PUT /k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+      "PUT /k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+      "chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
   run([&]() -> awaitable<void> {
     co_await asio::async_write(client, asio::buffer(wire), use_awaitable);
     beast::flat_buffer buf;

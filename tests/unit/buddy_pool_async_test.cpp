@@ -480,8 +480,7 @@ TEST(BuddyPoolAsyncFor, ADeadlineOfZeroStillTimesOutAWaiter) {
   for (int i = 0; i < 50; ++i) {
     asio::io_context io;
     Result r;
-    pool.async_allocate_for(1 * MiB, std::chrono::steady_clock::duration::zero(),
-                            recorder(io, r));
+    pool.async_allocate_for(1 * MiB, std::chrono::steady_clock::duration::zero(), recorder(io, r));
     io.run();
     ASSERT_TRUE(r.ec);
     EXPECT_EQ(*r.ec, errc::timed_out);

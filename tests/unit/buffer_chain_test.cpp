@@ -82,10 +82,10 @@ TEST(BufferChain, TakeGivesOneBufferAndAvoidsTheCopyForOneBlock) {
   const std::string small = pattern(1000);
   asio::buffer_copy(chain.prepare(small.size()), asio::buffer(small));
   chain.commit(small.size());
-  const std::byte* first = asio::const_buffer(*chain.data().begin()).data() == nullptr
-                               ? nullptr
-                               : static_cast<const std::byte*>(
-                                     asio::const_buffer(*chain.data().begin()).data());
+  const std::byte* first =
+      asio::const_buffer(*chain.data().begin()).data() == nullptr
+          ? nullptr
+          : static_cast<const std::byte*>(asio::const_buffer(*chain.data().begin()).data());
   std::error_code ec;
   Buffer one = chain.take(ec);
   EXPECT_FALSE(ec);

@@ -39,8 +39,8 @@ namespace bufpool {
 /// what arrived; without one it fails with errc::unknown_length.
 struct PoolBody {
   struct value_type {
-    Buffer buffer;           ///< the received body, or a body to serve
-    SharedBuffer shared;     ///< a body to serve (preferred over `buffer` when both are set)
+    Buffer buffer;              ///< the received body, or a body to serve
+    SharedBuffer shared;        ///< a body to serve (preferred over `buffer` when both are set)
     BuddyPool* pool = nullptr;  ///< where the reader takes a block when no buffer is attached
 
     /// The body's size: of `shared` if set, else of `buffer`.
@@ -79,7 +79,8 @@ struct PoolBody {
       ec = {};
       received_ = 0;
       if (body_.buffer) {
-        if (length && *length > body_.buffer.size()) ec = boost::beast::http::error::buffer_overflow;
+        if (length && *length > body_.buffer.size())
+          ec = boost::beast::http::error::buffer_overflow;
         return;
       }
       if (!length) {
@@ -169,9 +170,8 @@ struct ReadBodyOp {
   void operator()(Self& self, boost::system::error_code ec, std::size_t n) {
     if (ec) {
       parser.get().body().buffer.reset();  // nothing half-received is kept
-      return self.complete(ec == boost::asio::error::eof ? boost::beast::http::error::partial_message
-                                                         : ec,
-                           0);
+      return self.complete(
+          ec == boost::asio::error::eof ? boost::beast::http::error::partial_message : ec, 0);
     }
     if (!give(boost::asio::buffer(parser.get().body().buffer.data() + have, n), ec))
       return self.complete(ec, 0);
@@ -245,7 +245,7 @@ auto async_read_body(AsyncReadStream& stream, DynamicBuffer& buffer,
   using Parser = boost::beast::http::parser<isRequest, PoolBody, Allocator>;
   return boost::asio::async_compose<CompletionToken, void(boost::system::error_code, std::size_t)>(
       detail::ReadBodyOp<AsyncReadStream, DynamicBuffer, Parser>{stream, buffer, parser, pool,
-                                                                  timeout},
+                                                                 timeout},
       token, stream);
 }
 

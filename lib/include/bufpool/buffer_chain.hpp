@@ -108,7 +108,8 @@ class BufferChain {
       : pool_(&pool),
         max_size_(max_size),
         block_(block_size ? pool.capacity_for(block_size) : pool.block_size(0)) {
-    if (block_ == 0) throw std::system_error(make_error_code(errc::too_large), "bufpool::BufferChain");
+    if (block_ == 0)
+      throw std::system_error(make_error_code(errc::too_large), "bufpool::BufferChain");
   }
 
   std::size_t size() const noexcept { return size_; }
@@ -234,7 +235,9 @@ class BufferChainView {
   const_buffers_type data(std::size_t pos, std::size_t n) const noexcept {
     return std::as_const(*chain_).data(pos, n);
   }
-  mutable_buffers_type data(std::size_t pos, std::size_t n) noexcept { return chain_->data(pos, n); }
+  mutable_buffers_type data(std::size_t pos, std::size_t n) noexcept {
+    return chain_->data(pos, n);
+  }
   void grow(std::size_t n) { chain_->grow(n); }
   void shrink(std::size_t n) noexcept { chain_->shrink(n); }
   void consume(std::size_t n) noexcept { chain_->consume(n); }
