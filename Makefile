@@ -12,7 +12,7 @@ DEPS := cmake ninja-build g++ make ccache pkg-config clang-format \
         libtomlplusplus-dev libcli11-dev libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev \
         curl prometheus redis-server
 
-.PHONY: all deps bench-deps configure build test bench bench-server compare asan tsan ci format clean help \
+.PHONY: all deps bench-deps clang-deps clang configure build test bench bench-server compare asan tsan ci format clean help \
         run dist dist-check
 all: build
 
@@ -24,7 +24,8 @@ help:
 	@echo "make compare  bufpool-server against nginx and Redis (wrk, bufpool-bench), pinned; writes perf/RESULTS.md"
 	@echo "make asan   build and test with AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make tsan   build and run the concurrency tests with ThreadSanitizer"
-	@echo "make ci     what CI runs: test, asan, tsan, dist-check"
+	@echo "make clang  build the library, client, unit tests and examples with clang++ 16, and test them"
+	@echo "make ci     what CI runs: test, asan, tsan, clang, dist-check"
 	@echo "make dist   stage the server for a container in build/dist (what the Dockerfile copies)"
 	@echo "make dist-check  stage it and check it: runs, finds its libraries, config is valid"
 	@echo "make format clang-format every source file in place"
@@ -46,6 +47,14 @@ deps:
 BENCH_DEPS := wrk nginx-light redis-server gnuplot-nox
 bench-deps:
 	@$(call install_missing,$(BENCH_DEPS))
+
+# clang++ 16 (Debian clang-16) for the second compiler's build.
+CLANG_DEPS := clang-16
+clang-deps:
+	@$(call install_missing,$(CLANG_DEPS))
+
+clang: clang-deps
+	$(MAKE) test PRESET=clang
 
 configure: deps
 	cmake --preset $(PRESET)
@@ -75,7 +84,7 @@ compare: bench-deps
 	$(MAKE) build PRESET=release
 	perf/compare.sh
 
-ci: test asan tsan dist-check
+ci: test asan tsan clang dist-check
 
 run: build
 	build/$(PRESET)/server/bufpool-server --config configs/bufpool.toml

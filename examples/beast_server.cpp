@@ -8,7 +8,7 @@
 // for comparison (perf/beast_body.sh). Header fields live in a per-connection arena in both.
 //
 //   beast_server [--port P] [--body pool|vector] [--max-memory MIB]
-// It prints "listening on PORT" and serves on 127.0.0.1 until killed.
+// It prints "listening on PORT" and serves on 127.0.0.1 until SIGINT or SIGTERM (exit 0).
 #include <bufpool/beast_body.hpp>
 #include <bufpool/buddy_pool.hpp>
 
@@ -29,6 +29,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -211,6 +212,8 @@ int main(int argc, char** argv) {
     asio::co_spawn(io, accept(), [](std::exception_ptr e) {
       if (e) std::rethrow_exception(e);
     });
+    asio::signal_set stop(io, SIGINT, SIGTERM);  // exit 0, with destructors run
+    stop.async_wait([&](boost::system::error_code, int) { io.stop(); });
     io.run();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "beast_server: %s\n", e.what());
