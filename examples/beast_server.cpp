@@ -21,6 +21,7 @@
 #include <memory_resource>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -83,13 +84,24 @@ http::response<Body, Fields> response(Arena& arena, http::status status, unsigne
   return res;
 }
 
-asio::awaitable<void> reply_status(tcp::socket& socket, Arena& arena, http::status status,
-                                   unsigned version, bool& keep_alive) {
+// Writes through a serializer that lives here: http::async_write(stream, message) would allocate
+// one on the heap for every response.
+template <typename Body>
+asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> write(
+    tcp::socket& socket, http::response<Body, Fields>& res) {
+  http::response_serializer<Body, Fields> serializer(res);
+  co_return co_await http::async_write(socket, serializer, asio::as_tuple(asio::use_awaitable));
+}
+
+// A response without a body. Built here and written by the caller: a nested coroutine per
+// response would hold a third coroutine frame at once, one more than Asio's per-thread frame cache
+// keeps, and every request would then call the heap for one.
+http::response<http::empty_body, Fields> status_only(Arena& arena, http::status status,
+                                                     unsigned version, bool keep_alive) {
   auto res = response<http::empty_body>(arena, status, version);
   res.keep_alive(keep_alive);
   res.prepare_payload();
-  auto [ec, n] = co_await http::async_write(socket, res, asio::as_tuple(asio::use_awaitable));
-  if (ec) keep_alive = false;
+  return res;
 }
 
 // --body pool
@@ -111,27 +123,31 @@ asio::awaitable<void> serve_pool(tcp::socket socket, bufpool::BuddyPool& pool,
     const std::string_view key = target.substr(std::min(target.size(), prefix.size()));
     if (!target.starts_with(prefix) || key.empty()) {
       keep_alive = false;  // the body, if any, is not read
-      co_await reply_status(socket, arena, http::status::not_found, req.version(), keep_alive);
+      auto res = status_only(arena, http::status::not_found, req.version(), keep_alive);
+      std::tie(ec, n) = co_await write(socket, res);
     } else if (req.method() == http::verb::put) {
       std::tie(ec, n) = co_await bufpool::async_read_body(socket, buffer, parser, pool, 1s, token);
       if (ec) {  // no memory within a second, a body cut short, or a chunked body
         keep_alive = false;
         const auto status = ec == bufpool::errc::timed_out ? http::status::service_unavailable
                                                            : http::status::bad_request;
-        co_await reply_status(socket, arena, status, req.version(), keep_alive);
+        auto res = status_only(arena, status, req.version(), keep_alive);
+        std::tie(ec, n) = co_await write(socket, res);
         co_return;
       }
       put_value(store, key, req.body().share());
-      co_await reply_status(socket, arena, http::status::created, req.version(), keep_alive);
+      auto res = status_only(arena, http::status::created, req.version(), keep_alive);
+      std::tie(ec, n) = co_await write(socket, res);
     } else if (auto it = store.find(key); req.method() == http::verb::get && it != store.end()) {
       auto res = response<bufpool::PoolBody>(arena, http::status::ok, req.version());
       res.body().shared = it->second;  // a reference: the bytes live until the write is done
       res.keep_alive(keep_alive);
       res.prepare_payload();
-      std::tie(ec, n) = co_await http::async_write(socket, res, token);
+      std::tie(ec, n) = co_await write(socket, res);
       if (ec) co_return;
     } else {
-      co_await reply_status(socket, arena, http::status::not_found, req.version(), keep_alive);
+      auto res = status_only(arena, http::status::not_found, req.version(), keep_alive);
+      std::tie(ec, n) = co_await write(socket, res);
     }
   }
 }
@@ -153,19 +169,22 @@ asio::awaitable<void> serve_vector(tcp::socket socket, Store<std::vector<char>>&
     const std::string_view target(req.target().data(), req.target().size());
     const std::string_view key = target.substr(std::min(target.size(), prefix.size()));
     if (!target.starts_with(prefix) || key.empty()) {
-      co_await reply_status(socket, arena, http::status::not_found, req.version(), keep_alive);
+      auto res = status_only(arena, http::status::not_found, req.version(), keep_alive);
+      std::tie(ec, n) = co_await write(socket, res);
     } else if (req.method() == http::verb::put) {
       put_value(store, key, std::move(req.body()));
-      co_await reply_status(socket, arena, http::status::created, req.version(), keep_alive);
+      auto res = status_only(arena, http::status::created, req.version(), keep_alive);
+      std::tie(ec, n) = co_await write(socket, res);
     } else if (auto it = store.find(key); req.method() == http::verb::get && it != store.end()) {
       auto res = response<http::vector_body<char>>(arena, http::status::ok, req.version());
       res.body() = it->second;
       res.keep_alive(keep_alive);
       res.prepare_payload();
-      std::tie(ec, n) = co_await http::async_write(socket, res, token);
+      std::tie(ec, n) = co_await write(socket, res);
       if (ec) co_return;
     } else {
-      co_await reply_status(socket, arena, http::status::not_found, req.version(), keep_alive);
+      auto res = status_only(arena, http::status::not_found, req.version(), keep_alive);
+      std::tie(ec, n) = co_await write(socket, res);
     }
   }
 }
