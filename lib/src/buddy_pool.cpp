@@ -77,6 +77,14 @@ void unpoison(const std::byte* p, std::size_t n) noexcept {
 #endif
 }
 
+// The release checks are always on; perf/handles.sh builds a copy of the library without them, only
+// to measure what they cost.
+#if defined(BUFPOOL_BENCH_WITHOUT_RELEASE_CHECKS)
+constexpr bool release_checks = false;
+#else
+constexpr bool release_checks = true;
+#endif
+
 // A release the pool cannot honour (a double release, a forged or foreign handle) corrupts the
 // memory limit for every later caller, so it stops the process, as glibc does on a double free.
 [[noreturn, gnu::cold, gnu::noinline]] void fatal_release(const char* what, std::uint32_t ref,
@@ -128,10 +136,15 @@ class PoolCore final : public WaitOwner<Buffer> {
   Node& checked_node(std::uint32_t ref, const std::byte* data) noexcept {
     const std::uint32_t chunk = ref_chunk(ref);
     const std::uint32_t level = ref_level(ref);
-    if (chunk >= max_chunks_ || level >= levels_ || chunks_[chunk].base == nullptr ||
-        static_cast<std::size_t>(data - chunks_[chunk].base) >= options_.chunk_size) [[unlikely]]
+    if (release_checks &&
+        (chunk >= max_chunks_ || level >= levels_ || chunks_[chunk].base == nullptr ||
+         static_cast<std::size_t>(data - chunks_[chunk].base) >= options_.chunk_size)) [[unlikely]]
       fatal_release("release of memory that this pool does not hold", ref, data);
     return chunks_[chunk].nodes[local_of(chunk, level, data)];
+  }
+  Node& node_of(std::uint32_t ref, const std::byte* data) noexcept {
+    const std::uint32_t chunk = ref_chunk(ref);
+    return chunks_[chunk].nodes[local_of(chunk, ref_level(ref), data)];
   }
   std::uint32_t shrink(std::uint32_t ref, std::byte* data, std::size_t size) noexcept;
 
@@ -586,7 +599,7 @@ PoolWaiter* PoolCore::serve_waiters_locked() noexcept {
   Lock lk(lock_);
   Node& n = checked_node(ref, data);
   // In release builds too: the state is on the cache line that put_free() writes next.
-  if (n.state != NodeState::allocated) [[unlikely]] {
+  if (release_checks && n.state != NodeState::allocated) [[unlikely]] {
     lk.unlock();
     fatal_release("release of a block that is not allocated (a double release?)", ref, data);
   }
@@ -688,13 +701,7 @@ void PoolCore::close() noexcept {
   {
     Lock lk(lock_);
     closed_ = true;
-    PoolWaiter** tail = &all;
-    while (PoolWaiter* w = waiters_.head) {
-      waiters_.unlink(w);
-      w->ec = errc::closed;
-      *tail = w;
-      tail = &w->next;
-    }
+    all = waiters_.take_all(errc::closed);
   }
   complete_all(all);
 }
@@ -758,7 +765,7 @@ BuddyPoolStats PoolCore::stats() {
 namespace {
 PoolCore* core_of(std::uint32_t ref, const void* data) noexcept {
   PoolCore* core = registry().slots[ref_slot(ref)].load(std::memory_order_acquire);
-  if (core == nullptr) [[unlikely]]
+  if (release_checks && core == nullptr) [[unlikely]]
     fatal_release("release into a pool that does not exist", ref, data);
   return core;
 }
@@ -780,8 +787,14 @@ void shared_init(std::uint32_t ref, const std::byte* data) noexcept {
   core_of(ref, data)->checked_node(ref, data).shared.store(1, std::memory_order_relaxed);
 }
 
+// Unchecked: it copies a live SharedBuffer, whose block is allocated for as long as it exists
+// (the checks are on release, where a bad handle does harm).
 void shared_acquire(std::uint32_t ref, const std::byte* data) noexcept {
-  core_of(ref, data)->checked_node(ref, data).shared.fetch_add(1, std::memory_order_relaxed);
+  registry()
+      .slots[ref_slot(ref)]
+      .load(std::memory_order_acquire)
+      ->node_of(ref, data)
+      .shared.fetch_add(1, std::memory_order_relaxed);
 }
 
 void shared_release(std::uint32_t ref, const std::byte* data) noexcept {
@@ -801,7 +814,7 @@ WaitOwner<Buffer>* wait_owner(PoolCore* core) noexcept {
   return core;
 }
 
-bool allocate_now(PoolCore* core, std::size_t size, Buffer& out, std::error_code& ec) noexcept {
+bool complete_now(PoolCore* core, std::size_t size, Buffer& out, std::error_code& ec) noexcept {
   return core->allocate_now(size, out, ec);
 }
 

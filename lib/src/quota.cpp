@@ -111,13 +111,7 @@ class QuotaCore final : public WaitOwner<QuotaUnits> {
     {
       Lock lk(lock_);
       closed_ = true;
-      QuotaWaiter** tail = &all;
-      while (QuotaWaiter* w = waiters_.head) {
-        waiters_.unlink(w);
-        w->ec = errc::closed;
-        *tail = w;
-        tail = &w->next;
-      }
+      all = waiters_.take_all(errc::closed);
     }
     complete_all(all);
   }
@@ -208,7 +202,7 @@ class QuotaCore final : public WaitOwner<QuotaUnits> {
   std::uint64_t failures_ = 0;
 };
 
-bool acquire_now(QuotaCore* core, std::size_t n, QuotaUnits& out, std::error_code& ec) noexcept {
+bool complete_now(QuotaCore* core, std::size_t n, QuotaUnits& out, std::error_code& ec) noexcept {
   return core->acquire_now(n, out, ec);
 }
 WaitOwner<QuotaUnits>* wait_owner(QuotaCore* core) noexcept {

@@ -434,13 +434,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       }
       body.buffer = std::move(buffer);
     }
-    if (expect_continue_) {
-      static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-      arm(config_.read_timeout);
-      auto [ec, n] =
-          co_await asio::async_write(socket_, asio::buffer(cont), as_tuple(use_awaitable));
-      if (ec) co_return Body{};
-    }
+    const bool continued = co_await send_continue();
+    if (!continued) co_return Body{};
     // Bytes that came in with the header read are copied (the one copy); the rest is read from
     // the socket straight into the pool buffer.
     std::byte* dst = body.buffer.data();
@@ -471,6 +466,15 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     co_return body;
   }
 
+  // "100 Continue" when the client asked for it; false if the connection failed.
+  asio::awaitable<bool> send_continue() {
+    if (!expect_continue_) co_return true;
+    static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+    arm(config_.read_timeout);
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(cont), as_tuple(use_awaitable));
+    co_return !ec;
+  }
+
   // A chunked body: the parser decodes the chunks, and their bytes go into a BufferChain of pool
   // blocks taken as they arrive (never waiting: no memory now is a 503), up to max_object_size
   // (else 413). The chain then becomes one buffer: its own block when the body fits one, else one
@@ -491,13 +495,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       }
     };
     parser.on_chunk_body(on_chunk);
-    if (expect_continue_) {
-      static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-      arm(config_.read_timeout);
-      auto [ec, n] =
-          co_await asio::async_write(socket_, asio::buffer(cont), as_tuple(use_awaitable));
-      if (ec) co_return Body{};
-    }
+    const bool continued = co_await send_continue();
+    if (!continued) co_return Body{};
     std::size_t total = 0;
     while (!parser.is_done()) {
       arm(config_.read_timeout);

@@ -63,35 +63,11 @@ namespace detail {
 class PoolCore;
 // Tries to allocate at once. Returns true when the request is finished (out holds the buffer, or
 // ec a final error); false when it has to wait. Counts nothing as a failure.
-bool allocate_now(PoolCore* core, std::size_t size, Buffer& out, std::error_code& ec) noexcept;
+bool complete_now(PoolCore* core, std::size_t size, Buffer& out, std::error_code& ec) noexcept;
 WaitOwner<Buffer>* wait_owner(PoolCore* core) noexcept;
 // Queues the waiter, or completes it through its executor if memory appeared meanwhile.
 void enqueue_waiter(PoolCore* core, Waiter<Buffer>* waiter) noexcept;
-// Completes a request that finished at once: posted, so never inside the initiating call.
-template <typename Handler, typename Result>
-void post_result(Handler&& handler, std::error_code ec, Result&& result) {
-  boost::asio::post(boost::asio::append(std::forward<Handler>(handler),
-                                        boost::system::error_code(ec), std::move(result)));
-}
-// The initiation shared by async_allocate and async_allocate_for: no deadline when `timeout` is
-// empty.
-struct InitiateAllocate {
-  PoolCore* core;
-  template <typename Handler>
-  void operator()(Handler&& handler, std::size_t size,
-                  std::optional<std::chrono::steady_clock::duration> timeout) const {
-    Buffer buffer;
-    std::error_code ec;
-    if (allocate_now(core, size, buffer, ec)) {
-      post_result(std::forward<Handler>(handler), ec, std::move(buffer));
-      return;
-    }
-    using Impl = WaiterImpl<Buffer, std::decay_t<Handler>>;
-    auto* w = new Impl(wait_owner(core), size, std::forward<Handler>(handler));
-    if (timeout) w->arm(*timeout);
-    enqueue_waiter(core, w);
-  }
-};
+using InitiateAllocate = InitiateWait<PoolCore, Buffer>;
 }  // namespace detail
 
 /// A buddy allocator of buffers from fixed-size chunks, with a hard memory limit.

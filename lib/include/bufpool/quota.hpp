@@ -8,9 +8,7 @@
 #include <system_error>
 #include <utility>
 
-#include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/system/error_code.hpp>
 
 #include "bufpool/detail/waiter.hpp"
@@ -71,28 +69,10 @@ struct QuotaStats {
 };
 
 namespace detail {
-bool acquire_now(QuotaCore* core, std::size_t n, QuotaUnits& out, std::error_code& ec) noexcept;
+bool complete_now(QuotaCore* core, std::size_t n, QuotaUnits& out, std::error_code& ec) noexcept;
 WaitOwner<QuotaUnits>* wait_owner(QuotaCore* core) noexcept;
 void enqueue_waiter(QuotaCore* core, Waiter<QuotaUnits>* waiter) noexcept;
-
-struct InitiateAcquire {
-  QuotaCore* core;
-  template <typename Handler>
-  void operator()(Handler&& handler, std::size_t n,
-                  std::optional<std::chrono::steady_clock::duration> timeout) const {
-    QuotaUnits units;
-    std::error_code ec;
-    if (acquire_now(core, n, units, ec)) {
-      boost::asio::post(boost::asio::append(std::forward<Handler>(handler),
-                                            boost::system::error_code(ec), std::move(units)));
-      return;
-    }
-    using Impl = WaiterImpl<QuotaUnits, std::decay_t<Handler>>;
-    auto* w = new Impl(wait_owner(core), n, std::forward<Handler>(handler));
-    if (timeout) w->arm(*timeout);
-    enqueue_waiter(core, w);
-  }
-};
+using InitiateAcquire = InitiateWait<QuotaCore, QuotaUnits>;
 }  // namespace detail
 
 /// A budget of `capacity` bytes (or any other unit), acquired and released in any amounts.

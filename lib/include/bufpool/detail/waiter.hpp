@@ -10,6 +10,7 @@
 #include <system_error>
 #include <utility>
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -209,6 +210,20 @@ struct WaitQueue {
     w->queued = false;
     --count;
   }
+
+  // Empties the queue (on close): every waiter gets `ec`. Returns them linked through `next`, in
+  // order, for complete_all() once the lock is released.
+  Waiter<Result>* take_all(std::error_code ec) noexcept {
+    Waiter<Result>* all = nullptr;
+    Waiter<Result>** at = &all;
+    while (Waiter<Result>* w = head) {
+      unlink(w);
+      w->ec = ec;
+      *at = w;
+      at = &w->next;
+    }
+    return all;
+  }
 };
 
 // Posts every completion of a list linked through `next`; call with the owner's lock released.
@@ -221,5 +236,32 @@ void complete_all(Waiter<Result>* list) noexcept {
     list = next;
   }
 }
+
+// The initiation of every asynchronous wait (BuddyPool::async_allocate[_for],
+// Quota::async_acquire[_for]). Core provides, found by argument-dependent lookup:
+//   bool complete_now(Core*, std::size_t, Result&, std::error_code&)  (true: finished at once)
+//   WaitOwner<Result>* wait_owner(Core*)
+//   void enqueue_waiter(Core*, Waiter<Result>*)
+// A request that finishes at once is posted, so it never completes inside the initiating call;
+// otherwise a waiter is made, its deadline armed (when there is one), and handed to the core.
+template <typename Core, typename Result>
+struct InitiateWait {
+  Core* core;
+  template <typename Handler>
+  void operator()(Handler&& handler, std::size_t size,
+                  std::optional<std::chrono::steady_clock::duration> timeout) const {
+    Result result;
+    std::error_code ec;
+    if (complete_now(core, size, result, ec)) {
+      boost::asio::post(boost::asio::append(std::forward<Handler>(handler),
+                                            boost::system::error_code(ec), std::move(result)));
+      return;
+    }
+    auto* w = new WaiterImpl<Result, std::decay_t<Handler>>(wait_owner(core), size,
+                                                            std::forward<Handler>(handler));
+    if (timeout) w->arm(*timeout);
+    enqueue_waiter(core, w);
+  }
+};
 
 }  // namespace bufpool::detail
