@@ -8,6 +8,8 @@
 #include <string>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -163,6 +165,30 @@ TEST_F(PoolBodyTest, TheWaitHasADeadline) {
     EXPECT_EQ(n, 0u);
   });
   EXPECT_EQ(pool.stats().timeouts, 1u);
+}
+
+TEST_F(PoolBodyTest, TheWaitCanBeCancelled) {
+  BuddyPool pool(small_pool());
+  Buffer whole = pool.allocate(4 * MiB);
+  const std::string wire = request(pattern(1000));
+  asio::cancellation_signal signal;
+  boost::system::error_code result;
+  run([&]() -> awaitable<void> {
+    co_await asio::async_write(client, asio::buffer(wire), use_awaitable);
+    beast::flat_buffer buf;
+    http::request_parser<PoolBody> p;
+    co_await http::async_read_header(server, buf, p, use_awaitable);
+    asio::steady_timer later(io, 10ms);
+    later.async_wait(
+        [&](boost::system::error_code) { signal.emit(asio::cancellation_type::terminal); });
+    auto [ec, n] = co_await async_read_body(
+        server, buf, p, pool, 10s,
+        asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(use_awaitable)));
+    result = ec;
+  });
+  EXPECT_EQ(result, errc::cancelled);
+  EXPECT_EQ(pool.stats().waiters, 0u);
+  EXPECT_EQ(pool.stats().cancellations, 1u);
 }
 
 TEST_F(PoolBodyTest, ABodyThatStopsShortGivesItsBlockBack) {
