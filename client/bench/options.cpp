@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
+#include <bufpool/app/units.hpp>
 #include <bufpool/rpc/frame.hpp>
-#include <bufpool/units.hpp>
 
 #include <algorithm>
 #include <cmath>

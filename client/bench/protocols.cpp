@@ -1,9 +1,9 @@
 #include "protocols.hpp"
 
 #include <fmt/format.h>
+#include <bufpool/app/units.hpp>
 #include <bufpool/client.hpp>
 #include <bufpool/error.hpp>
-#include <bufpool/units.hpp>
 
 #include <algorithm>
 #include <array>

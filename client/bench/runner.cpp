@@ -4,7 +4,7 @@
 #include "protocols.hpp"
 
 #include <fmt/format.h>
-#include <bufpool/units.hpp>
+#include <bufpool/app/units.hpp>
 
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
@@ -22,7 +22,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "json.hpp"  // server/src: json_escape
+#include <bufpool/app/json.hpp>
 
 namespace bufpool::bench {
 
@@ -480,7 +480,6 @@ void print_report(const Options& o, const Report& r, std::ostream& out) {
 }
 
 std::string report_json(const Options& o, const Report& r) {
-  using server::json_escape;
   const auto& t = r.total;
   Histogram all = t.put_latency;
   all.merge(t.get_latency);

@@ -23,22 +23,6 @@ using asio::use_awaitable;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-namespace rpc {
-namespace {
-class StatusCategory : public std::error_category {
- public:
-  const char* name() const noexcept override { return "bufpool.rpc"; }
-  std::string message(int c) const override {
-    return std::string(to_string(static_cast<Status>(c)));
-  }
-};
-}  // namespace
-const std::error_category& status_category() noexcept {
-  static const StatusCategory c;
-  return c;
-}
-}  // namespace rpc
-
 // A call waiting for its reply; lives in the calling coroutine's frame.
 struct Client::Pending {
   explicit Pending(const asio::any_io_executor& ex) : timer(ex, Clock::time_point::max()) {}

@@ -2,7 +2,7 @@
 // variables, then command-line flags, each overriding the one before.
 #pragma once
 
-#include <bufpool/units.hpp>
+#include <bufpool/app/units.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -14,7 +14,7 @@
 
 namespace bufpool::server {
 
-// parse_size, parse_duration, format_size, format_duration: <bufpool/units.hpp>.
+// parse_size, parse_duration, format_size, format_duration: <bufpool/app/units.hpp>.
 using bufpool::format_duration;
 using bufpool::format_size;
 using bufpool::parse_duration;

@@ -22,7 +22,7 @@
 #include <limits>
 #include <memory>
 
-#include "json.hpp"
+#include <bufpool/app/json.hpp>
 #include "server.hpp"
 
 namespace bufpool::server {

@@ -4,7 +4,7 @@
 #include <iterator>
 #include <string>
 
-#include "json.hpp"
+#include <bufpool/app/json.hpp>
 #include "server.hpp"
 
 namespace bufpool::server {

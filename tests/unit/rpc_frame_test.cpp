@@ -42,5 +42,15 @@ TEST(RpcFrame, EncodeDecodeAndRejects) {
   EXPECT_FALSE(valid_key("a/b"));
 }
 
+// The status category lives with the frame (the rpc library), not in the client: a server-side
+// service can report statuses as error codes too.
+TEST(RpcFrame, StatusesAreErrorCodesOfTheirOwnCategory) {
+  const std::error_code ec = make_error_code(Status::not_found);
+  EXPECT_STREQ(ec.category().name(), "bufpool.rpc");
+  EXPECT_EQ(ec.message(), "NOT_FOUND");
+  EXPECT_EQ(ec.value(), 1);
+  EXPECT_EQ(&make_error_code(Status::unavailable).category(), &status_category());
+}
+
 }  // namespace
 }  // namespace bufpool::rpc

@@ -24,14 +24,6 @@
 
 namespace bufpool {
 
-namespace rpc {
-/// RPC statuses as error codes (category "bufpool.rpc"), for the client's exceptions.
-const std::error_category& status_category() noexcept;
-inline std::error_code make_error_code(Status s) noexcept {
-  return {static_cast<int>(s), status_category()};
-}
-}  // namespace rpc
-
 /// Resolves `host` and connects to the first address that answers, with TCP_NODELAY set.
 /// Throws std::system_error: the connect error (ECONNREFUSED at once), or std::errc::timed_out
 /// when nothing answered within `timeout`; or the resolver's error.

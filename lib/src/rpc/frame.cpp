@@ -1,5 +1,7 @@
 #include "bufpool/rpc/frame.hpp"
 
+#include <string>
+
 #include <algorithm>
 
 namespace bufpool::rpc {
@@ -74,6 +76,21 @@ bool valid_key(std::string_view key) noexcept {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
            c == '_' || c == '~' || c == '-';
   });
+}
+
+namespace {
+class StatusCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "bufpool.rpc"; }
+  std::string message(int c) const override {
+    return std::string(to_string(static_cast<Status>(c)));
+  }
+};
+}  // namespace
+
+const std::error_category& status_category() noexcept {
+  static const StatusCategory c;
+  return c;
 }
 
 }  // namespace bufpool::rpc

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <system_error>
 
 namespace bufpool::rpc {
 
@@ -26,6 +27,12 @@ enum class Status : std::uint8_t {
   internal = 6,
 };
 std::string_view to_string(Status s) noexcept;
+/// RPC statuses as error codes (category "bufpool.rpc"; the message is the status name), for
+/// exceptions and error_code-based APIs on either side of a connection.
+const std::error_category& status_category() noexcept;
+inline std::error_code make_error_code(Status s) noexcept {
+  return {static_cast<int>(s), status_category()};
+}
 
 namespace flags {
 inline constexpr std::uint8_t response = 1;

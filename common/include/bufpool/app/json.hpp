@@ -1,4 +1,5 @@
-// Minimal JSON text helpers for the server's reports and error bodies.
+// Minimal JSON text helpers for the server's reports and error bodies and bufpool-bench's results
+// (target bufpool_common).
 #pragma once
 
 #include <fmt/format.h>
@@ -6,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace bufpool::server {
+namespace bufpool {
 
 /// `s` as the inside of a JSON string.
 inline std::string json_escape(std::string_view s) {
@@ -25,4 +26,4 @@ inline std::string json_escape(std::string_view s) {
   return out;
 }
 
-}  // namespace bufpool::server
+}  // namespace bufpool

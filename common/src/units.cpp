@@ -1,4 +1,4 @@
-#include "bufpool/units.hpp"
+#include "bufpool/app/units.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -1,4 +1,5 @@
-// Sizes and durations as people write them in configuration files and on command lines.
+// Sizes and durations as people write them in configuration files and on command lines. Shared by
+// bufpool-server and bufpool-bench (target bufpool_common); not part of the installed library.
 #pragma once
 
 #include <chrono>

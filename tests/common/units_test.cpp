@@ -1,5 +1,6 @@
-// bufpool/units.hpp: sizes and durations as written in configuration files and on command lines.
-#include <bufpool/units.hpp>
+// bufpool/app/units.hpp: sizes and durations as written in configuration files and on command
+// lines.
+#include "bufpool/app/units.hpp"
 
 #include <gtest/gtest.h>
 
