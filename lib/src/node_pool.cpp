@@ -105,7 +105,8 @@ NodePool::~NodePool() {
 
 void* NodePool::allocate() {
   void* node = try_allocate();
-  if (!node) throw std::bad_alloc();
+  if (!node)
+    throw std::system_error(make_error_code(errc::out_of_memory), "bufpool::NodePool::allocate");
   return node;
 }
 

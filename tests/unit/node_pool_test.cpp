@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include <algorithm>
 #include <cstring>
 #include <list>
@@ -91,7 +93,15 @@ TEST(NodePool, SlabSourceFailureIsNullNotACrash) {
   while (void* n = pool.try_allocate())
     nodes.push_back(n);
   EXPECT_GT(nodes.size(), 0u);
-  EXPECT_THROW(pool.allocate(), std::bad_alloc);
+  try {
+    pool.allocate();
+    ADD_FAILURE() << "allocate() returned on a full pool";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), errc::out_of_memory);
+  }
+  // The standard allocator adaptor keeps the standard contract.
+  node_allocator<std::array<char, 1000>> alloc(pool);
+  EXPECT_THROW((void)alloc.allocate(1), std::bad_alloc);
   for (void* n : nodes)
     pool.deallocate(n);
 }

@@ -223,7 +223,7 @@ TEST(OffsetAllocator, KnownPeerFailures) {
     must(a.try_allocate(1000));
     must(a.try_allocate(1000));
     std::error_code ec;
-    a.allocate(1000, 1, ec);
+    a.try_allocate(1000, 1, ec);
     EXPECT_EQ(ec, errc::out_of_memory);
   }
   {
@@ -239,11 +239,11 @@ TEST(OffsetAllocator, AlignmentAndErrors) {
   EXPECT_EQ(aligned.offset % 64, 0u);
   EXPECT_EQ(a.total_available(), 1000u - 13u);
   std::error_code ec;
-  a.allocate(10, 3, ec);
+  a.try_allocate(10, 3, ec);
   EXPECT_EQ(ec, errc::invalid_argument);
-  a.allocate(1001, 1, ec);
+  a.try_allocate(1001, 1, ec);
   EXPECT_EQ(ec, errc::too_large);
-  a.allocate(990, 1, ec);
+  a.try_allocate(990, 1, ec);
   EXPECT_EQ(ec, errc::out_of_memory);
   auto regions = a.free_regions();
   ASSERT_EQ(regions.size(), 2u);  // the alignment gap [3, 64) and the tail [74, 1000)
@@ -516,7 +516,7 @@ TEST(OffsetAllocator, MaxAllocationsIsChecked) {
   for (int i = 0; i < 3; ++i)
     must(a.try_allocate(1));
   std::error_code ec;
-  a.allocate(1, 1, ec);
+  a.try_allocate(1, 1, ec);
   EXPECT_EQ(ec, errc::out_of_memory) << "the fourth allocation exceeds max_allocations";
 }
 
@@ -555,6 +555,24 @@ TEST(OffsetAllocator, MetadataIsResidentOnlyWhenUsed) {
   EXPECT_EQ(a.total_available(), 1u << 30);
   EXPECT_LT(resident_bytes() - before, used / 2) << "reset() gives the pages back";
   EXPECT_EQ(must(a.try_allocate(1u << 30)).offset, 0u);
+}
+
+// The vocabulary of every bufpool allocator: try_allocate never throws (an empty result or an
+// error code), allocate throws std::system_error with the bufpool::errc.
+TEST(OffsetAllocator, AllocateThrowsTheErrorThatTryAllocateReports) {
+  OffsetAllocator a(100);
+  EXPECT_EQ(a.allocate(60).size, 60u);
+  try {
+    a.allocate(60);
+    ADD_FAILURE() << "allocate() returned without room";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), errc::out_of_memory);
+  }
+  EXPECT_THROW(a.allocate(1, 3), std::system_error);  // align not a power of two
+  std::error_code ec;
+  a.try_allocate(101, 1, ec);
+  EXPECT_EQ(ec, errc::too_large);
+  EXPECT_FALSE(a.try_allocate(101));
 }
 
 }  // namespace

@@ -84,7 +84,8 @@ class NodePool {
     }
     return refill(s);
   }
-  /// As try_allocate, but throws std::bad_alloc.
+  /// As try_allocate, but throws std::system_error(errc::out_of_memory) (node_allocator turns
+  /// that into std::bad_alloc, as a standard allocator must).
   void* allocate();
   /// Returns a node of this pool, from any thread.
   void deallocate(void* node) noexcept {
@@ -154,7 +155,10 @@ class node_allocator {
   node_allocator(const node_allocator<U>& other) noexcept : pool_(other.pool()) {}
 
   T* allocate(std::size_t n) {
-    if (fits(n)) return static_cast<T*>(pool_->allocate());
+    if (fits(n)) {
+      if (void* node = pool_->try_allocate()) return static_cast<T*>(node);
+      throw std::bad_alloc();
+    }
     return static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{alignof(T)}));
   }
   void deallocate(T* p, std::size_t n) noexcept {

@@ -80,8 +80,8 @@ class BasicOffsetAllocator {
 
   /// Allocates `size` units aligned to `align` (a power of two). A size of 0 gives {0, 0} and
   /// takes nothing. Errors: invalid_argument (align), too_large (above capacity()),
-  /// out_of_memory (no free region fits, or max_allocations reached).
-  Allocation allocate(Offset size, Offset align, std::error_code& ec) noexcept {
+  /// out_of_memory (no free region fits, or max_allocations reached). Never throws.
+  Allocation try_allocate(Offset size, Offset align, std::error_code& ec) noexcept {
     if (align == 0 || (align & (align - 1)) != 0) return fail(ec, errc::invalid_argument);
     if (size == 0) {
       ec.clear();
@@ -121,11 +121,18 @@ class BasicOffsetAllocator {
     return {start, size};
   }
 
-  /// As allocate(size, align, ec), returning std::nullopt on failure.
+  /// As try_allocate(size, align, ec), with std::nullopt for any failure.
   std::optional<Allocation> try_allocate(Offset size, Offset align = 1) noexcept {
     std::error_code ec;
-    Allocation a = allocate(size, align, ec);
+    Allocation a = try_allocate(size, align, ec);
     if (ec) return std::nullopt;
+    return a;
+  }
+  /// As try_allocate(size, align, ec), but throws std::system_error with the bufpool::errc.
+  Allocation allocate(Offset size, Offset align = 1) {
+    std::error_code ec;
+    Allocation a = try_allocate(size, align, ec);
+    if (ec) throw std::system_error(ec, "bufpool::OffsetAllocator");
     return a;
   }
 
