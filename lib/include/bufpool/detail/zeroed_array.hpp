@@ -22,7 +22,9 @@ class ZeroedArray {
   ZeroedArray() = default;
   explicit ZeroedArray(std::size_t n) : bytes_(n * sizeof(T)) {
     if (n == 0) return;
-    void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    // MAP_NORESERVE: a worst-case reservation is not a commitment; only touched pages count.
+    void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
     data_ = static_cast<T*>(p);
   }
