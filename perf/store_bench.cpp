@@ -18,7 +18,8 @@ struct Filled {
   std::vector<std::string> keys;
   bufpool::SharedBuffer value;
   explicit Filled(std::size_t n) {
-    static bufpool::BuddyPool pool({.chunk_size = 4 * bufpool::MiB, .min_block = 4 * bufpool::KiB,
+    static bufpool::BuddyPool pool({.chunk_size = 4 * bufpool::MiB,
+                                    .min_block = 4 * bufpool::KiB,
                                     .max_memory = 4 * bufpool::MiB});
     value = bufpool::SharedBuffer(pool.allocate(100));
     std::mt19937_64 rng(42);  // fixed seed

@@ -113,7 +113,9 @@ TEST(BufferStore, TheKeyArenaAndMaxKeysAreLimits) {
 }
 
 TEST(BufferStore, AHugeMaxKeysReservesWithoutCommitting) {
-  BufferStore store(4 * KiB, std::size_t{1} << 30);  // a 64 GiB table, resident only where used
+  // The key allocator reserves metadata for 2^30 keys (tens of GiB of address space), resident
+  // only where used; the index starts small and grows.
+  BufferStore store(4 * KiB, std::size_t{1} << 30);
   EXPECT_EQ(store.put("k", value(pool(), 9)), BufferStore::PutResult::created);
   EXPECT_EQ(tag_of(*store.get("k")), 9u);
 }
