@@ -131,6 +131,16 @@ void Client::fail_all(std::error_code ec) {
   outgoing_.clear();
 }
 
+asio::awaitable<std::tuple<boost::system::error_code, Client::Reply>> Client::call_for_token(
+    std::uint8_t opcode, std::string key, asio::const_buffer payload) {
+  try {
+    Reply r = co_await call(opcode, key, payload);
+    co_return std::make_tuple(boost::system::error_code{}, std::move(r));
+  } catch (const std::system_error& e) {
+    co_return std::make_tuple(boost::system::error_code(e.code()), Reply{});
+  }
+}
+
 asio::awaitable<Client::Reply> Client::call(std::uint8_t opcode, std::string_view key,
                                             asio::const_buffer payload) {
   auto self = shared_from_this();  // the reader and writer outlive nothing they need

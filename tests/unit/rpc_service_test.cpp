@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
+#include <boost/asio/as_tuple.hpp>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -159,6 +163,35 @@ TEST(RpcService, ClientTimesOutAndDropsTheLateReply) {
     r = co_await c->call(41, "ok");
     EXPECT_EQ(r.message(), "ko");
     c->close();
+  };
+  f.run(test, std::chrono::seconds(5));
+}
+
+// The vocabulary of the allocators, for calls: call() throws, async_call() gives the error as a
+// value, with any completion token.
+TEST(RpcService, AsyncCallTakesAnyCompletionToken) {
+  Fixture f;
+  f.serve_one();
+  auto test = [&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    ClientOptions o;
+    o.request_timeout = std::chrono::milliseconds(50);
+    auto c = co_await Client::connect(ex, "127.0.0.1", f.port(), o);
+    std::optional<std::pair<boost::system::error_code, std::string>> got;
+    c->async_call(41, std::string("abc"), {}, [&](boost::system::error_code ec, Client::Reply r) {
+      got.emplace(ec, r.message());
+    });
+    const bool answered = co_await wait_until([&] { return got.has_value(); });
+    EXPECT_TRUE(answered);
+    EXPECT_FALSE(got->first);
+    EXPECT_EQ(got->second, "cba");
+    std::uint32_t ms = 200;
+    auto [ec, r] =
+        co_await c->async_call(40, {}, asio::buffer(&ms, 4), asio::as_tuple(use_awaitable));
+    EXPECT_EQ(ec, errc::timed_out);  // a value here, not an exception
+    c->close();
+    auto [ec2, r2] = co_await c->async_call(41, "x", {}, asio::as_tuple(use_awaitable));
+    EXPECT_EQ(ec2, errc::closed);
   };
   f.run(test, std::chrono::seconds(5));
 }

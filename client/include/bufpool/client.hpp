@@ -6,8 +6,13 @@
 #include <bufpool/rpc/frame.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/streambuf.hpp>
@@ -19,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -74,6 +80,33 @@ class Client : public std::enable_shared_from_this<Client> {
                                      boost::asio::const_buffer payload = {}) {
     return call(static_cast<std::uint8_t>(op), key, payload);
   }
+  /// call() for any completion token, with the error as a value: completion signature
+  /// void(boost::system::error_code, Reply), the error being what call() would throw (timed_out,
+  /// closed, a transport error; a reply of any status is not an error). The key is copied; the
+  /// payload must stay valid until completion. The call runs on the client's executor; the
+  /// handler completes through its own associated executor (the client's if it has none).
+  template <typename CompletionToken>
+  auto async_call(std::uint8_t opcode, std::string_view key, boost::asio::const_buffer payload,
+                  CompletionToken&& token) {
+    return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code, Reply)>(
+        [self = shared_from_this()](auto handler, std::uint8_t op, std::string k,
+                                    boost::asio::const_buffer p) {
+          auto executor =
+              boost::asio::get_associated_executor(handler, self->socket_.get_executor());
+          auto done = [h = std::move(handler), work = boost::asio::make_work_guard(executor)](
+                          std::exception_ptr e,
+                          std::tuple<boost::system::error_code, Reply> r) mutable {
+            if (e) std::rethrow_exception(e);  // not an error of the call (bad_alloc, say)
+            auto ex = work.get_executor();
+            work.reset();
+            boost::asio::dispatch(
+                ex, boost::asio::append(std::move(h), std::get<0>(r), std::move(std::get<1>(r))));
+          };
+          boost::asio::co_spawn(self->socket_.get_executor(),
+                                self->call_for_token(op, std::move(k), p), std::move(done));
+        },
+        token, opcode, std::string(key), payload);
+  }
 
   boost::asio::awaitable<void> ping();
   /// Stores `value`; true if the key was new.
@@ -90,6 +123,8 @@ class Client : public std::enable_shared_from_this<Client> {
   std::size_t in_flight() const noexcept { return pending_.size(); }
 
  private:
+  boost::asio::awaitable<std::tuple<boost::system::error_code, Reply>> call_for_token(
+      std::uint8_t opcode, std::string key, boost::asio::const_buffer payload);
   struct Pending;
   struct Frame;
   Client(boost::asio::ip::tcp::socket socket, ClientOptions options);
