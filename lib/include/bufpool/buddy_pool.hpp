@@ -55,8 +55,8 @@ struct BuddyPoolStats {
   std::uint64_t waits = 0;          ///< requests that had to queue
   std::uint64_t timeouts = 0;       ///< waits ended by async_allocate_for's deadline
   std::uint64_t cancellations = 0;  ///< waits ended by cancellation (timeouts included)
-  std::uint64_t failures =
-      0;  ///< try_allocate/allocate calls refused with out_of_memory (never a wait)
+  /// try_allocate/allocate calls refused with out_of_memory (a wait is never a failure)
+  std::uint64_t failures = 0;
 };
 
 namespace detail {
