@@ -126,26 +126,28 @@ class PoolCore final : public WaitOwner<Buffer> {
   int level_for(std::size_t size, std::error_code& ec) const noexcept;
 
   Buffer try_allocate(std::size_t size, std::error_code& ec) noexcept;
-  bool allocate_now(std::size_t size, Buffer& out, std::error_code& ec) noexcept;
+  // `count`: a refusal is a failure (try_allocate), not the start of a wait (async_allocate).
+  bool allocate_now(std::size_t size, Buffer& out, std::error_code& ec, bool count) noexcept;
   Buffer allocate_if_free(std::size_t size) noexcept;
   bool take_if_free_locked(unsigned level, std::size_t size, Buffer& out) noexcept;
   void enqueue(PoolWaiter* waiter) noexcept;
   void release(std::uint32_t ref, const std::byte* data) noexcept;
-  // The node of the block that holds `data` (any address inside it), after checking that the
-  // reference names a chunk this pool holds and that `data` lies in it.
-  Node& checked_node(std::uint32_t ref, const std::byte* data) noexcept {
+  // The node id of the block that holds `data` (any address inside it).
+  std::uint32_t id_of(std::uint32_t ref, const std::byte* data) const noexcept {
     const std::uint32_t chunk = ref_chunk(ref);
-    const std::uint32_t level = ref_level(ref);
+    return (chunk << local_bits) | local_of(chunk, ref_level(ref), data);
+  }
+  // As id_of, after checking that the reference names a chunk this pool holds and that `data`
+  // lies in it.
+  std::uint32_t checked_id(std::uint32_t ref, const std::byte* data) const noexcept {
+    const std::uint32_t chunk = ref_chunk(ref);
     if (release_checks &&
-        (chunk >= max_chunks_ || level >= levels_ || chunks_[chunk].base == nullptr ||
+        (chunk >= max_chunks_ || ref_level(ref) >= levels_ || chunks_[chunk].base == nullptr ||
          static_cast<std::size_t>(data - chunks_[chunk].base) >= options_.chunk_size)) [[unlikely]]
       fatal_release("release of memory that this pool does not hold", ref, data);
-    return chunks_[chunk].nodes[local_of(chunk, level, data)];
+    return id_of(ref, data);
   }
-  Node& node_of(std::uint32_t ref, const std::byte* data) noexcept {
-    const std::uint32_t chunk = ref_chunk(ref);
-    return chunks_[chunk].nodes[local_of(chunk, ref_level(ref), data)];
-  }
+  std::atomic<std::uint32_t>& shared_count(std::uint32_t id) noexcept { return node(id).shared; }
   std::uint32_t shrink(std::uint32_t ref, std::byte* data, std::size_t size) noexcept;
 
   void cancel(PoolWaiter* w) noexcept override;
@@ -156,10 +158,6 @@ class PoolCore final : public WaitOwner<Buffer> {
   void orphan() noexcept;
   std::size_t trim(std::size_t keep_bytes) noexcept;
   BuddyPoolStats stats();
-  void count_failure() noexcept {
-    Lock lk(lock_);
-    ++failures_;
-  }
 
  private:
   using Lock = std::unique_lock<SpinLock>;
@@ -481,8 +479,7 @@ std::uint32_t PoolCore::allocate_locked(unsigned level, Lock& lk, std::error_cod
 [[gnu::always_inline]] inline Buffer PoolCore::try_allocate(std::size_t size,
                                                             std::error_code& ec) noexcept {
   Buffer out;
-  if (!allocate_now(size, out, ec)) [[unlikely]]
-    count_failure();  // ec says out_of_memory
+  allocate_now(size, out, ec, true);  // on false, ec says out_of_memory
   return out;
 }
 
@@ -495,7 +492,8 @@ std::uint32_t PoolCore::allocate_locked(unsigned level, Lock& lk, std::error_cod
 }
 
 [[gnu::always_inline]] inline bool PoolCore::allocate_now(std::size_t size, Buffer& out,
-                                                          std::error_code& ec) noexcept {
+                                                          std::error_code& ec,
+                                                          bool count) noexcept {
   const int level = level_for(size, ec);
   if (level < 0) return true;
   Lock lk(lock_);
@@ -506,10 +504,15 @@ std::uint32_t PoolCore::allocate_locked(unsigned level, Lock& lk, std::error_cod
   }
   if (!waiters_.empty() && !closed_) {
     ec = errc::out_of_memory;  // first come, first served: queued waiters go first
+    failures_ += count;
     return false;
   }
   const std::uint32_t id = allocate_locked(static_cast<unsigned>(level), lk, ec);
-  if (id == nil) return ec != errc::out_of_memory;
+  if (id == nil) {
+    if (ec != errc::out_of_memory) return true;
+    failures_ += count;
+    return false;
+  }
   out = make_buffer(id, static_cast<unsigned>(level), size);
   // A chunk installed with the lock released may also serve waiters queued meanwhile.
   PoolWaiter* served = waiters_.empty() ? nullptr : serve_waiters_locked();
@@ -597,7 +600,8 @@ PoolWaiter* PoolCore::serve_waiters_locked() noexcept {
                                                      const std::byte* data) noexcept {
   const std::uint32_t level = ref_level(ref);
   Lock lk(lock_);
-  Node& n = checked_node(ref, data);
+  const std::uint32_t id = checked_id(ref, data);
+  Node& n = node(id);
   // In release builds too: the state is on the cache line that put_free() writes next.
   if (release_checks && n.state != NodeState::allocated) [[unlikely]] {
     lk.unlock();
@@ -605,7 +609,6 @@ PoolWaiter* PoolCore::serve_waiters_locked() noexcept {
   }
   const std::uint32_t chunk = ref_chunk(ref);
   const std::size_t offset = static_cast<std::size_t>(data - chunks_[chunk].base);
-  const std::uint32_t id = (chunk << local_bits) | local_of(chunk, level, data);
   bytes_requested_ -= n.prev;
   put_free(level, id);
   bytes_in_use_ -= block_size(level);
@@ -629,14 +632,13 @@ std::uint32_t PoolCore::shrink(std::uint32_t ref, std::byte* data, std::size_t s
   PoolWaiter* served = nullptr;
   {
     Lock lk(lock_);
-    Node& n = checked_node(ref, data);
+    std::uint32_t id = checked_id(ref, data);
+    Node& n = node(id);
     if (n.state != NodeState::allocated) [[unlikely]] {
       lk.unlock();
       fatal_release("shrink of a block that is not allocated", ref, data);
     }
     bytes_requested_ -= n.prev - size;
-    const std::uint32_t chunk = ref_chunk(ref);
-    std::uint32_t id = (chunk << local_bits) | local_of(chunk, level, data);
     for (; target >= 0 && level > static_cast<std::uint32_t>(target); --level) {
       Node& parent = node(id);
       parent.state = NodeState::split;
@@ -662,13 +664,6 @@ void PoolCore::cancel(PoolWaiter* w) noexcept {
 }
 
 void PoolCore::expire(PoolWaiter* w) noexcept {
-  {
-    Lock lk(lock_);
-    if (!w->entered) {
-      w->expired = true;  // enqueue() completes it with timed_out instead of queueing it
-      return;
-    }
-  }
   end_wait(w, errc::timed_out);
 }
 
@@ -676,13 +671,11 @@ void PoolCore::end_wait(PoolWaiter* w, errc why) noexcept {
   PoolWaiter* served = nullptr;
   {
     Lock lk(lock_);
-    if (!w->queued) return;  // already served or closed; its completion is on its way
-    waiters_.unlink(w);
+    if (!end_wait_locked(waiters_, w, why)) return;
     ++cancellations_;
     if (why == errc::timed_out) ++timeouts_;
-    w->ec = why;
     // A large waiter at the head may have held back smaller ones that fit now.
-    if (!waiters_.empty()) served = serve_waiters_locked();
+    served = serve_waiters_locked();
   }
   w->post_completion();
   complete_all(served);
@@ -784,22 +777,20 @@ std::size_t block_capacity(std::uint32_t ref) noexcept {
 }
 
 void shared_init(std::uint32_t ref, const std::byte* data) noexcept {
-  core_of(ref, data)->checked_node(ref, data).shared.store(1, std::memory_order_relaxed);
+  PoolCore* core = core_of(ref, data);
+  core->shared_count(core->checked_id(ref, data)).store(1, std::memory_order_relaxed);
 }
 
 // Unchecked: it copies a live SharedBuffer, whose block is allocated for as long as it exists
 // (the checks are on release, where a bad handle does harm).
 void shared_acquire(std::uint32_t ref, const std::byte* data) noexcept {
-  registry()
-      .slots[ref_slot(ref)]
-      .load(std::memory_order_acquire)
-      ->node_of(ref, data)
-      .shared.fetch_add(1, std::memory_order_relaxed);
+  PoolCore* core = registry().slots[ref_slot(ref)].load(std::memory_order_acquire);
+  core->shared_count(core->id_of(ref, data)).fetch_add(1, std::memory_order_relaxed);
 }
 
 void shared_release(std::uint32_t ref, const std::byte* data) noexcept {
   PoolCore* core = core_of(ref, data);
-  auto& count = core->checked_node(ref, data).shared;
+  auto& count = core->shared_count(core->checked_id(ref, data));
   // acq_rel: every reader's last access happens before the block is reused.
   const std::uint32_t before = count.fetch_sub(1, std::memory_order_acq_rel);
   if (before == 1) {
@@ -815,7 +806,7 @@ WaitOwner<Buffer>* wait_owner(PoolCore* core) noexcept {
 }
 
 bool complete_now(PoolCore* core, std::size_t size, Buffer& out, std::error_code& ec) noexcept {
-  return core->allocate_now(size, out, ec);
+  return core->allocate_now(size, out, ec, false);
 }
 
 void enqueue_waiter(PoolCore* core, Waiter<Buffer>* waiter) noexcept {

@@ -14,7 +14,8 @@ class QuotaCore final : public WaitOwner<QuotaUnits> {
  public:
   explicit QuotaCore(std::size_t capacity) noexcept : capacity_(capacity) {}
 
-  bool acquire_now(std::size_t n, QuotaUnits& out, std::error_code& ec) noexcept {
+  // `count`: a refusal is a failure (try_acquire), not the start of a wait (async_acquire).
+  bool acquire_now(std::size_t n, QuotaUnits& out, std::error_code& ec, bool count) noexcept {
     if (n - 1 >= capacity_) [[unlikely]] {  // one compare rejects 0 (it wraps) and too large
       ec = n == 0 ? errc::invalid_size : errc::too_large;
       return true;
@@ -29,12 +30,8 @@ class QuotaCore final : public WaitOwner<QuotaUnits> {
       return true;
     }
     ec = errc::out_of_memory;
+    failures_ += count;
     return false;
-  }
-
-  void count_failure() noexcept {
-    Lock lk(lock_);
-    ++failures_;
   }
 
   void enqueue(QuotaWaiter* w) noexcept {
@@ -85,16 +82,7 @@ class QuotaCore final : public WaitOwner<QuotaUnits> {
 
   void cancel(QuotaWaiter* w) noexcept override { end_wait(w, errc::cancelled); }
 
-  void expire(QuotaWaiter* w) noexcept override {
-    {
-      Lock lk(lock_);
-      if (!w->entered) {
-        w->expired = true;
-        return;
-      }
-    }
-    end_wait(w, errc::timed_out);
-  }
+  void expire(QuotaWaiter* w) noexcept override { end_wait(w, errc::timed_out); }
 
   void waiter_gone() noexcept override {
     bool destroy;
@@ -173,11 +161,9 @@ class QuotaCore final : public WaitOwner<QuotaUnits> {
     QuotaWaiter* served = nullptr;
     {
       Lock lk(lock_);
-      if (!w->queued) return;  // already served or closed; its completion is on its way
-      waiters_.unlink(w);
+      if (!end_wait_locked(waiters_, w, why)) return;
       ++cancellations_;
       if (why == errc::timed_out) ++timeouts_;
-      w->ec = why;
       // A large waiter at the head may have held back smaller ones behind it.
       served = serve_locked();
     }
@@ -203,7 +189,7 @@ class QuotaCore final : public WaitOwner<QuotaUnits> {
 };
 
 bool complete_now(QuotaCore* core, std::size_t n, QuotaUnits& out, std::error_code& ec) noexcept {
-  return core->acquire_now(n, out, ec);
+  return core->acquire_now(n, out, ec, false);
 }
 WaitOwner<QuotaUnits>* wait_owner(QuotaCore* core) noexcept {
   return core;
@@ -240,10 +226,7 @@ Quota::~Quota() {
 
 QuotaUnits Quota::try_acquire(std::size_t n, std::error_code& ec) noexcept {
   QuotaUnits out;
-  if (!core_->acquire_now(n, out, ec)) [[unlikely]]
-    core_->count_failure();  // ec says out_of_memory
-  else if (out && ec)
-    ec.clear();
+  if (core_->acquire_now(n, out, ec, true) && out && ec) ec.clear();
   return out;
 }
 

@@ -9,10 +9,7 @@
 #include <system_error>
 #include <vector>
 
-#include <boost/asio/append.hpp>
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/system/error_code.hpp>
 
 #include "bufpool/buffer.hpp"

@@ -21,6 +21,8 @@
 #include <boost/asio/prefer.hpp>
 #include <boost/system/error_code.hpp>
 
+#include "bufpool/error.hpp"
+
 namespace bufpool::detail {
 
 template <typename Result>
@@ -225,6 +227,23 @@ struct WaitQueue {
     return all;
   }
 };
+
+// A wait ended by cancellation (errc::cancelled) or by its deadline (errc::timed_out), under the
+// owner's lock. Returns true when `w` is taken off the queue with that error, for the owner to
+// count and complete; false when there is nothing to do: it was served or closed already (its
+// completion is on its way), or its deadline came before the owner saw it, and then it is marked
+// so that the owner never queues it.
+template <typename Result>
+bool end_wait_locked(WaitQueue<Result>& queue, Waiter<Result>* w, errc why) noexcept {
+  if (why == errc::timed_out && !w->entered) {
+    w->expired = true;
+    return false;
+  }
+  if (!w->queued) return false;
+  queue.unlink(w);
+  w->ec = why;
+  return true;
+}
 
 // Posts every completion of a list linked through `next`; call with the owner's lock released.
 template <typename Result>
