@@ -449,11 +449,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       auto [ec, n] = co_await socket_.async_read_some(
           asio::buffer(dst + have, static_cast<std::size_t>(len) - have), as_tuple(use_awaitable));
       if (ec) {
-        // The body stopped short: nothing is stored, and the buffer goes back to the pool.
-        server_.counters().add(server_.counters().incomplete_bodies);
-        note_broken_request(ec);
-        body_read_ = true;  // nothing left to frame: the connection is finished anyway
-        keep_alive_ = false;
+        body_stopped_short(ec);  // the buffer goes back to the pool
         co_return Body{};
       }
       have += n;
@@ -464,6 +460,15 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     request_->bytes_in = len;
     body.ok = true;
     co_return body;
+  }
+
+  // A body that stopped short (the client went away or was too slow): nothing is stored, and the
+  // connection is finished, with nothing left to frame.
+  void body_stopped_short(const error_code& ec) {
+    server_.counters().add(server_.counters().incomplete_bodies);
+    note_broken_request(ec);
+    body_read_ = true;
+    keep_alive_ = false;
   }
 
   // "100 Continue" when the client asked for it; false if the connection failed.
@@ -512,10 +517,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
                               fmt::format("the limit is {} bytes", config_.max_object_size));
         } else if (ec == http::error::end_of_stream || ec == asio::error::eof ||
                    ec == asio::error::operation_aborted || !socket_.is_open()) {
-          server_.counters().add(server_.counters().incomplete_bodies);
-          note_broken_request(ec);
-          body_read_ = true;  // nothing left to frame: the connection is finished anyway
-          keep_alive_ = false;
+          body_stopped_short(ec);  // the chain's blocks go back to the pool
         } else {
           co_await send_error(400, "bad_request", ec.message());
         }
