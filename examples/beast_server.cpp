@@ -84,6 +84,20 @@ http::response<Body, Fields> response(Arena& arena, http::status status, unsigne
   return res;
 }
 
+// A request parser whose header fields live in `arena` (a prvalue: Beast's parser cannot move).
+template <typename Body>
+http::request_parser<Body, Alloc> parser_in(Arena& arena) {
+  return http::request_parser<Body, Alloc>(std::piecewise_construct, std::make_tuple(),
+                                           std::make_tuple(Alloc(&arena.resource)));
+}
+
+// The KEY of /v1/buffers/KEY; empty for any other target.
+template <typename Request>
+std::string_view key_of(const Request& req) {
+  const std::string_view target(req.target().data(), req.target().size());
+  return target.starts_with(prefix) ? target.substr(prefix.size()) : std::string_view{};
+}
+
 // Writes through a serializer that lives here: http::async_write(stream, message) would allocate
 // one on the heap for every response.
 template <typename Body>
@@ -112,16 +126,14 @@ asio::awaitable<void> serve_pool(tcp::socket socket, bufpool::BuddyPool& pool,
   Arena arena;
   for (bool keep_alive = true; keep_alive;) {
     arena.resource.release();
-    http::request_parser<bufpool::PoolBody, Alloc> parser(
-        std::piecewise_construct, std::make_tuple(), std::make_tuple(Alloc(&arena.resource)));
+    auto parser = parser_in<bufpool::PoolBody>(arena);
     parser.body_limit(max_body);
     auto [ec, n] = co_await http::async_read_header(socket, buffer, parser, token);
     if (ec) co_return;
     auto& req = parser.get();
     keep_alive = req.keep_alive();
-    const std::string_view target(req.target().data(), req.target().size());
-    const std::string_view key = target.substr(std::min(target.size(), prefix.size()));
-    if (!target.starts_with(prefix) || key.empty()) {
+    const std::string_view key = key_of(req);
+    if (key.empty()) {
       keep_alive = false;  // the body, if any, is not read
       auto res = status_only(arena, http::status::not_found, req.version(), keep_alive);
       std::tie(ec, n) = co_await write(socket, res);
@@ -144,11 +156,11 @@ asio::awaitable<void> serve_pool(tcp::socket socket, bufpool::BuddyPool& pool,
       res.keep_alive(keep_alive);
       res.prepare_payload();
       std::tie(ec, n) = co_await write(socket, res);
-      if (ec) co_return;
     } else {
       auto res = status_only(arena, http::status::not_found, req.version(), keep_alive);
       std::tie(ec, n) = co_await write(socket, res);
     }
+    if (ec) co_return;  // the response could not be written: the connection is done
   }
 }
 
@@ -159,16 +171,14 @@ asio::awaitable<void> serve_vector(tcp::socket socket, Store<std::vector<char>>&
   Arena arena;
   for (bool keep_alive = true; keep_alive;) {
     arena.resource.release();
-    http::request_parser<http::vector_body<char>, Alloc> parser(
-        std::piecewise_construct, std::make_tuple(), std::make_tuple(Alloc(&arena.resource)));
+    auto parser = parser_in<http::vector_body<char>>(arena);
     parser.body_limit(max_body);
     auto [ec, n] = co_await http::async_read(socket, buffer, parser, token);
     if (ec) co_return;
     auto& req = parser.get();
     keep_alive = req.keep_alive();
-    const std::string_view target(req.target().data(), req.target().size());
-    const std::string_view key = target.substr(std::min(target.size(), prefix.size()));
-    if (!target.starts_with(prefix) || key.empty()) {
+    const std::string_view key = key_of(req);
+    if (key.empty()) {
       auto res = status_only(arena, http::status::not_found, req.version(), keep_alive);
       std::tie(ec, n) = co_await write(socket, res);
     } else if (req.method() == http::verb::put) {
@@ -181,11 +191,11 @@ asio::awaitable<void> serve_vector(tcp::socket socket, Store<std::vector<char>>&
       res.keep_alive(keep_alive);
       res.prepare_payload();
       std::tie(ec, n) = co_await write(socket, res);
-      if (ec) co_return;
     } else {
       auto res = status_only(arena, http::status::not_found, req.version(), keep_alive);
       std::tie(ec, n) = co_await write(socket, res);
     }
+    if (ec) co_return;  // the response could not be written: the connection is done
   }
 }
 
