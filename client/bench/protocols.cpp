@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <bufpool/app/units.hpp>
 #include <bufpool/client.hpp>
+#include <bufpool/detail/direct_reader.hpp>
+#include <bufpool/detail/write_queue.hpp>
 #include <bufpool/error.hpp>
 
 #include <algorithm>
@@ -190,16 +192,13 @@ class RpcConnection final : public Connection {
 class StreamConnection : public Connection, public std::enable_shared_from_this<StreamConnection> {
  public:
   StreamConnection(asio::any_io_executor ex, const ConnectionOptions& o)
-      : ex_(ex),
-        o_(o),
-        socket_(ex),
-        wake_writer_(ex, Clock::time_point::max()),
-        write_done_(ex, Clock::time_point::max()),
-        in_(256 * 1024) {}
+      : ex_(ex), o_(o), socket_(ex), writes_(ex, max_batch), reader_(256 * 1024) {}
   ~StreamConnection() override { close(); }
 
   asio::awaitable<void> open() override {
     socket_ = co_await connect_socket(ex_, o_.target.host, o_.target.port, o_.connect_timeout);
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);  // for the reader's direct reads
     const auto gen = ++generation_;
     auto self = shared_from_this();
     auto reader = [self, gen] { return self->read_loop(gen); };
@@ -218,8 +217,8 @@ class StreamConnection : public Connection, public std::enable_shared_from_this<
     p.body = req.body;
     encode(p, req);
     waiting_.push_back(&p);
-    ++unwritten_;
-    wake_writer_.cancel();
+    writes_.push(&p);
+    writes_.wake();
     p.timer.expires_after(o_.timeout);
     co_await p.timer.async_wait(as_tuple(use_awaitable));
     if (!p.done) {  // timed out: every reply behind this one would be read as the wrong one
@@ -227,11 +226,9 @@ class StreamConnection : public Connection, public std::enable_shared_from_this<
       p.outcome = Outcome::failed("timeout");
     }
     // A reply can come before its request is all written (a 503 before a PUT's body): the
-    // write in progress still reads this frame's head.
-    while (p.in_write) {
-      write_done_.expires_at(Clock::time_point::max());
-      co_await write_done_.async_wait(as_tuple(use_awaitable));
-    }
+    // write in progress may still read this frame's head.
+    auto mine = [&p](const Pending* q) { return q == &p; };
+    co_await writes_.until_written(mine);
     co_return std::move(p.outcome);
   }
 
@@ -248,7 +245,6 @@ class StreamConnection : public Connection, public std::enable_shared_from_this<
     std::vector<std::byte>* body = nullptr;
     Outcome outcome;
     bool done = false;
-    bool in_write = false;
   };
   virtual void encode(Pending& p, const Request& req) = 0;
   virtual std::optional<ReplyHead> parse(std::string_view data, Op op) = 0;
@@ -262,6 +258,26 @@ class StreamConnection : public Connection, public std::enable_shared_from_this<
   const ConnectionOptions& options() const noexcept { return o_; }
 
  private:
+  static constexpr std::size_t max_batch = 64;
+  struct PendingBuffers {
+    std::array<asio::const_buffer, 3> operator()(const Pending* p) const {
+      return {asio::const_buffer(p->head.data(), p->head_size), p->payload,
+              asio::buffer(p->trailer)};
+    }
+  };
+  // What the write queue asks of the connection: no write deadline (each request has its own
+  // timeout), and nothing to do with a written request (its coroutine owns it).
+  struct WriterHooks {
+    const tcp::socket& socket;
+    bool stopped() const noexcept { return !socket.is_open(); }
+    static bool finished() noexcept { return false; }
+    static std::size_t progress(const boost::system::error_code& ec, std::size_t) noexcept {
+      return ec ? 0 : 64 * 1024;  // asio::transfer_all's steps
+    }
+    static void done(Pending*) noexcept {}
+    static void after_write(const boost::system::error_code&, std::size_t) noexcept {}
+  };
+
   void fail_all(std::string_view why) {
     boost::system::error_code ec;
     if (socket_.is_open()) {
@@ -274,151 +290,117 @@ class StreamConnection : public Connection, public std::enable_shared_from_this<
       p->timer.cancel();
     }
     waiting_.clear();
-    unwritten_ = 0;
-    wake_writer_.cancel();
+    writes_.reset([](Pending*) {});  // the socket is closed: no write reads them any more
   }
 
   asio::awaitable<void> write_loop(std::uint64_t gen) {
     auto self = shared_from_this();
-    std::vector<Pending*> batch;
-    std::vector<asio::const_buffer> buffers;
-    while (gen == generation_ && socket_.is_open()) {
-      if (unwritten_ == 0) {
-        wake_writer_.expires_at(Clock::time_point::max());
-        co_await wake_writer_.async_wait(as_tuple(use_awaitable));
-        continue;
-      }
-      batch.clear();
-      buffers.clear();
-      for (std::size_t i = waiting_.size() - unwritten_; i < waiting_.size() && batch.size() < 64;
-           ++i) {
-        Pending* p = waiting_[i];
-        p->in_write = true;
-        batch.push_back(p);
-        buffers.emplace_back(p->head.data(), p->head_size);
-        if (p->payload.size() > 0) buffers.push_back(p->payload);
-        if (!p->trailer.empty()) buffers.emplace_back(p->trailer.data(), p->trailer.size());
-      }
-      unwritten_ -= batch.size();
-      // A span, not the vector: async_write copies its buffer sequence, and a vector copy
-      // allocates.
-      auto [ec, n] = co_await asio::async_write(
-          socket_, std::span<const asio::const_buffer>(buffers), as_tuple(use_awaitable));
-      for (Pending* p : batch)
-        p->in_write = false;
-      write_done_.cancel();
-      if (ec) {
-        // The server closed (a 503 before reading a large body, say): its reply may still be in
-        // the receive buffer, so the reader takes it and fails the rest when it meets the end.
-        if (gen == generation_) {
-          boost::system::error_code ignored;
-          socket_.shutdown(tcp::socket::shutdown_send, ignored);
-        }
-        co_return;
-      }
+    WriterHooks hooks{socket_};
+    const auto ec = co_await writes_.run(socket_, hooks);
+    if (ec && gen == generation_) {
+      // The server closed (a 503 before reading a large body, say): its reply may still be in
+      // the receive buffer, so the reader takes it and fails the rest when it meets the end.
+      boost::system::error_code ignored;
+      socket_.shutdown(tcp::socket::shutdown_send, ignored);
     }
   }
 
   asio::awaitable<void> read_loop(std::uint64_t gen) {
     auto self = shared_from_this();
-    begin_ = end_ = 0;
+    reader_.reset();
     value_ = Buffer{};
-    std::optional<ReplyHead> reply;  // the reply being read
+    reply_.reset();
     for (;;) {
-      // Take every complete reply (and the part of a body) that is in the buffer.
-      for (;;) {
-        if (!reply) {
-          if (begin_ == end_) break;
-          if (waiting_.size() == unwritten_) {
-            fail_all("protocol");  // a reply to nothing that was sent
-            co_return;
-          }
-          try {
-            reply = parse({in_.data() + begin_, end_ - begin_}, waiting_.front()->op);
-          } catch (const ProtocolError&) {
-            fail_all("protocol");
-            co_return;
-          }
-          if (!reply) {
-            if (end_ - begin_ > 64 * 1024) {
-              fail_all("protocol");
-              co_return;
-            }
-            break;
-          }
-          begin_ += reply->head;
-          if (auto* body = waiting_.front()->body) body->clear();
-          // A value is received into memory of its own, as the RPC client does (and as a real
-          // client must, to keep it): both protocols then cost the load generator the same.
-          if (reply->kind == Outcome::Kind::ok && reply->body > 0 && o_.pool) {
-            std::error_code ignored;  // no memory (or too large): the bytes are only counted
-            value_ = o_.pool->try_allocate(reply->body, ignored);
-            value_filled_ = 0;
-          }
-        }
-        Pending& p = *waiting_.front();
-        const std::size_t take = std::min(reply->body, end_ - begin_);
-        if (value_) {
-          std::memcpy(value_.data() + value_filled_, in_.data() + begin_, take);
-          value_filled_ += take;
-        } else if (p.body) {
-          const auto* from = reinterpret_cast<const std::byte*>(in_.data() + begin_);
-          p.body->insert(p.body->end(), from, from + take);
-        }
-        begin_ += take;
-        reply->body -= take;
-        p.outcome.bytes += take;
-        if (reply->body > 0) break;
-        const std::size_t skip = std::min(reply->trailer, end_ - begin_);
-        begin_ += skip;
-        reply->trailer -= skip;
-        if (reply->trailer > 0) break;
-        if (value_) {
-          if (p.body) p.body->assign(value_.data(), value_.data() + value_filled_);
-          value_ = Buffer{};
-        }
-        waiting_.pop_front();
-        p.outcome.kind = reply->kind;
-        p.outcome.error = std::move(reply->error);
-        p.done = true;
-        p.timer.cancel();
-        const bool close = reply->close;
-        reply.reset();
-        if (close) {
-          fail_all("closed");
-          co_return;
-        }
-      }
-      if (reply && reply->body > 0 && value_ && begin_ == end_) {
+      if (!take_replies()) co_return;
+      bool ok;
+      if (reply_ && reply_->body > 0 && value_) {
         // The rest of the value: from the socket straight into its buffer.
-        auto [ec, n] = co_await socket_.async_read_some(
-            asio::buffer(value_.data() + value_filled_, reply->body), as_tuple(use_awaitable));
-        if (gen != generation_) co_return;
-        if (ec) {
-          fail_all("closed");
-          co_return;
+        const std::size_t rest = reply_->body;
+        ok = co_await reader_.read_into(socket_, {value_.data() + value_filled_, rest});
+        if (ok) {
+          value_filled_ += rest;
+          reply_->body = 0;
+          waiting_.front()->outcome.bytes += rest;
         }
-        value_filled_ += n;
-        reply->body -= n;
-        waiting_.front()->outcome.bytes += n;
-        continue;
+      } else {
+        ok = co_await reader_.fill(socket_, reader_.size() + 1);
       }
-      if (begin_ == end_) {
-        begin_ = end_ = 0;
-      } else if (in_.size() - end_ < 16 * 1024) {
-        std::memmove(in_.data(), in_.data() + begin_, end_ - begin_);
-        end_ -= begin_;
-        begin_ = 0;
-      }
-      auto [ec, n] = co_await socket_.async_read_some(
-          asio::buffer(in_.data() + end_, in_.size() - end_), as_tuple(use_awaitable));
       if (gen != generation_) co_return;  // a reconnect replaced this socket
-      if (ec) {
+      if (!ok) {
         fail_all("closed");
         co_return;
       }
-      end_ += n;
     }
+  }
+
+  // Takes every complete reply (and the part of a body) that is in the read buffer. False when
+  // the connection is finished (a reply that breaks the protocol, or one that closes).
+  bool take_replies() {
+    for (;;) {
+      if (!reply_ && !start_reply()) return socket_.is_open();  // for now, or for good
+      Pending& p = *waiting_.front();
+      const std::size_t take = std::min(reply_->body, reader_.size());
+      if (value_) {
+        std::memcpy(value_.data() + value_filled_, reader_.data(), take);
+        value_filled_ += take;
+      } else if (p.body) {
+        p.body->insert(p.body->end(), reader_.data(), reader_.data() + take);
+      }
+      reader_.consume(take);
+      reply_->body -= take;
+      p.outcome.bytes += take;
+      if (reply_->body > 0) return true;
+      const std::size_t skip = std::min(reply_->trailer, reader_.size());
+      reader_.consume(skip);
+      reply_->trailer -= skip;
+      if (reply_->trailer > 0) return true;
+      if (value_) {
+        if (p.body) p.body->assign(value_.data(), value_.data() + value_filled_);
+        value_ = Buffer{};
+      }
+      waiting_.pop_front();
+      p.outcome.kind = reply_->kind;
+      p.outcome.error = std::move(reply_->error);
+      p.done = true;
+      p.timer.cancel();
+      const bool close = reply_->close;
+      reply_.reset();
+      if (close) {
+        fail_all("closed");
+        return false;
+      }
+    }
+  }
+
+  // Parses the head of the next reply, if it is all in the buffer. False when there is nothing
+  // (more) to take now; the connection is closed if the reply broke the protocol.
+  bool start_reply() {
+    if (reader_.size() == 0) return false;
+    if (waiting_.size() == writes_.queued()) {
+      fail_all("protocol");  // a reply to nothing that was sent
+      return false;
+    }
+    const std::string_view data(reinterpret_cast<const char*>(reader_.data()), reader_.size());
+    try {
+      reply_ = parse(data, waiting_.front()->op);
+    } catch (const ProtocolError&) {
+      fail_all("protocol");
+      return false;
+    }
+    if (!reply_) {
+      if (reader_.size() > 64 * 1024) fail_all("protocol");
+      return false;
+    }
+    reader_.consume(reply_->head);
+    if (auto* body = waiting_.front()->body) body->clear();
+    // A value is received into memory of its own, as the RPC client does (and as a real client
+    // must, to keep it): both protocols then cost the load generator the same.
+    if (reply_->kind == Outcome::Kind::ok && reply_->body > 0 && o_.pool) {
+      std::error_code ignored;  // no memory (or too large): the bytes are only counted
+      value_ = o_.pool->try_allocate(reply_->body, ignored);
+      value_filled_ = 0;
+    }
+    return true;
   }
 
   asio::any_io_executor ex_;
@@ -426,13 +408,11 @@ class StreamConnection : public Connection, public std::enable_shared_from_this<
   tcp::socket socket_;
   std::uint64_t generation_ = 0;  // one per open(): the loops of an old socket end quietly
   std::deque<Pending*> waiting_;  // in the order sent, so in the order of the replies
-  std::size_t unwritten_ = 0;     // the last entries of waiting_ that the writer has not taken
-  asio::steady_timer wake_writer_;
-  asio::steady_timer write_done_;  // cancelled after each write
-  std::vector<char> in_;
-  Buffer value_;  // the value being received, when there is a pool
+  detail::WriteQueue<Pending*, PendingBuffers> writes_;
+  detail::DirectReader reader_;
+  std::optional<ReplyHead> reply_;  // the reply being read
+  Buffer value_;                    // the value being received, when there is a pool
   std::size_t value_filled_ = 0;
-  std::size_t begin_ = 0, end_ = 0;  // unread bytes of in_
 };
 
 class HttpConnection final : public StreamConnection {

@@ -37,27 +37,21 @@ struct Client::Frame {
   rpc::HeaderBytes header;
   std::string key;
   asio::const_buffer payload;
-  std::size_t written = 0;  // bytes that call() wrote directly (only the front frame has any)
-  std::size_t size() const { return header.size() + key.size() + payload.size(); }
 };
 
-namespace {
-// Drops the first n bytes of a gathered write (already written).
-void drop_front(std::vector<asio::const_buffer>& buffers, std::size_t n) {
-  std::size_t i = 0;
-  while (n > 0 && i < buffers.size() && buffers[i].size() <= n)
-    n -= buffers[i++].size();
-  buffers.erase(buffers.begin(), buffers.begin() + static_cast<std::ptrdiff_t>(i));
-  if (n > 0 && !buffers.empty()) buffers.front() += n;
+std::array<asio::const_buffer, 3> Client::FrameBuffers::operator()(
+    const std::unique_ptr<Frame>& f) const {
+  return {asio::buffer(f->header), asio::buffer(f->key), f->payload};
 }
-}  // namespace
+
+// Frames go in batches of at most 64 (a call's timeout looks for its frame among them).
+constexpr std::size_t max_batch = 64;
 
 Client::Client(tcp::socket socket, ClientOptions options)
     : socket_(std::move(socket)),
       options_(options),
-      wake_writer_(socket_.get_executor(), Clock::time_point::max()),
-      write_done_(socket_.get_executor(), Clock::time_point::max()),
-      in_(64 * 1024) {
+      writes_(socket_.get_executor(), max_batch),
+      reader_(64 * 1024) {
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);  // for the direct reads and writes; async ones are unaffected
   if (options_.pool) {
@@ -117,7 +111,6 @@ void Client::close() {
   boost::system::error_code ec;
   socket_.shutdown(tcp::socket::shutdown_both, ec);
   socket_.close(ec);
-  wake_writer_.cancel();
   fail_all(make_error_code(errc::closed));
 }
 
@@ -128,7 +121,7 @@ void Client::fail_all(std::error_code ec) {
     p->timer.cancel();
   }
   pending_.clear();
-  outgoing_.clear();
+  writes_.reset([](std::unique_ptr<Frame>&&) {});  // the socket is closed: no write reads them
 }
 
 asio::awaitable<std::tuple<boost::system::error_code, Client::Reply>> Client::call_for_token(
@@ -159,18 +152,14 @@ asio::awaitable<Client::Reply> Client::call(std::uint8_t opcode, std::string_vie
   frame->key.assign(key);
   frame->payload = payload;
   pending_.emplace(id, &pending);
-  if (!writing_ && outgoing_.empty() && pending_.size() == 1) {
+  writes_.push(std::move(frame));
+  auto drop = [](std::unique_ptr<Frame>&&) {};
+  if (pending_.size() == 1) {
     // The only call in flight: write it now rather than through the writer (which costs a trip
     // through the executor). With calls in flight, the writer batches them into one write.
-    const std::array<asio::const_buffer, 3> buffers{asio::buffer(frame->header),
-                                                    asio::buffer(frame->key), payload};
-    boost::system::error_code ec;
-    frame->written = socket_.write_some(buffers, ec);
-    if (ec) frame->written = 0;  // would_block, or an error that the writer meets
-  }
-  if (frame->written < frame->size()) {
-    outgoing_.push_back(std::move(frame));
-    wake_writer_.cancel();
+    writes_.flush_now(socket_, drop);
+  } else {
+    writes_.wake();
   }
   pending.timer.expires_after(options_.request_timeout);
   co_await pending.timer.async_wait(as_tuple(use_awaitable));
@@ -180,148 +169,95 @@ asio::awaitable<Client::Reply> Client::call(std::uint8_t opcode, std::string_vie
   // not be written after this returns: drop it if it is still queued, or wait for the write in
   // progress to finish with it.
   pending_.erase(id);
-  bool queued = false;
-  for (auto it = outgoing_.begin(); it != outgoing_.end(); ++it) {
-    if ((*it)->id == id) {
-      if ((*it)->written > 0) {
-        close();  // half of it is on the wire: the stream cannot be framed without the rest
-        throw std::system_error(make_error_code(errc::timed_out), "bufpool rpc call");
-      }
-      outgoing_.erase(it);
-      queued = true;
+  auto mine = [id](const std::unique_ptr<Frame>& f) { return f->id == id; };
+  switch (writes_.remove(mine, drop)) {
+    case detail::WriteQueue<std::unique_ptr<Frame>, FrameBuffers>::Removal::removed:
       break;
-    }
-  }
-  while (!queued && writing_ && id >= batch_first_ && id <= batch_last_) {
-    write_done_.expires_at(Clock::time_point::max());
-    co_await write_done_.async_wait(as_tuple(use_awaitable));
+    case detail::WriteQueue<std::unique_ptr<Frame>, FrameBuffers>::Removal::started:
+      close();  // half of it is on the wire: the stream cannot be framed without the rest
+      break;
+    case detail::WriteQueue<std::unique_ptr<Frame>, FrameBuffers>::Removal::absent:
+      co_await writes_.until_written(mine);
+      break;
   }
   throw std::system_error(make_error_code(errc::timed_out), "bufpool rpc call");
 }
 
-asio::awaitable<void> Client::write_loop() {
-  std::vector<std::unique_ptr<Frame>> batch;
-  std::vector<asio::const_buffer> buffers;
-  while (socket_.is_open()) {
-    if (outgoing_.empty()) {
-      wake_writer_.expires_at(Clock::time_point::max());
-      co_await wake_writer_.async_wait(as_tuple(use_awaitable));
-      continue;
-    }
-    batch.clear();
-    buffers.clear();
-    while (!outgoing_.empty() && batch.size() < 64) {
-      batch.push_back(std::move(outgoing_.front()));
-      outgoing_.pop_front();
-      Frame& f = *batch.back();
-      buffers.push_back(asio::buffer(f.header));
-      if (!f.key.empty()) buffers.push_back(asio::buffer(f.key));
-      if (f.payload.size() > 0) buffers.push_back(f.payload);
-    }
-    drop_front(buffers, batch.front()->written);
-    // Calls that time out meanwhile wait for this write before their payload may go away.
-    batch_first_ = batch.front()->id;
-    batch_last_ = batch.back()->id;
-    writing_ = true;
-    // A span, not the vector: async_write copies its buffer sequence, and a vector copy allocates.
-    auto [ec, n] = co_await asio::async_write(socket_, std::span<const asio::const_buffer>(buffers),
-                                              as_tuple(use_awaitable));
-    writing_ = false;
-    write_done_.cancel();
-    if (ec) {
-      close();
-      co_return;
-    }
+// What the write queue asks of the client: requests have no write deadline (each call has its
+// own timeout), and a written frame is simply dropped.
+struct Client::WriterHooks {
+  Client& c;
+  bool stopped() const noexcept { return !c.socket_.is_open(); }
+  static bool finished() noexcept { return false; }
+  static std::size_t progress(const boost::system::error_code& ec, std::size_t) noexcept {
+    return ec ? 0 : 64 * 1024;  // asio::transfer_all's steps
   }
-}
+  static void done(std::unique_ptr<Frame>&&) noexcept {}
+  static void after_write(const boost::system::error_code&, std::size_t) noexcept {}
+};
 
-// Reads go straight to the socket; after a read that emptied it, readiness is awaited first,
-// which saves the read that would fail with EAGAIN. drained_ is reset wherever the reader yields
-// otherwise (the reactor may have taken the readiness edge meanwhile).
-asio::awaitable<bool> Client::fill(std::size_t n) {
-  while (in_.size() < n) {
-    if (drained_) {
-      drained_ = false;
-      auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, as_tuple(use_awaitable));
-      if (wec) co_return false;
-    }
-    boost::system::error_code ec;
-    const std::size_t space = in_.max_size() - in_.size();
-    const std::size_t got = socket_.read_some(in_.prepare(space), ec);
-    if (ec == asio::error::would_block) {
-      drained_ = true;
-      continue;
-    }
-    if (ec) co_return false;
-    drained_ = got < space;
-    in_.commit(got);
-  }
-  co_return true;
+asio::awaitable<void> Client::write_loop() {
+  WriterHooks hooks{*this};
+  const auto ec = co_await writes_.run(socket_, hooks);
+  if (ec) close();
 }
 
 asio::awaitable<void> Client::read_loop() {
   auto self = shared_from_this();
   for (;;) {
-    if (!co_await fill(rpc::header_size)) break;
+    const bool have_header = co_await reader_.fill(socket_, rpc::header_size);
+    if (!have_header) break;
     rpc::FrameHeader h;
-    const auto bad = rpc::decode(unread(), h);
-    in_.consume(rpc::header_size);
+    const auto bad = rpc::decode(reader_.data(), h);
+    reader_.consume(rpc::header_size);
     if (bad != rpc::DecodeError::none || (h.flags & rpc::flags::response) == 0 ||
         h.key_length != 0) {
-      close();  // the stream cannot be framed any more
-      co_return;
+      break;  // the stream cannot be framed any more
     }
-    auto it = pending_.find(h.request_id);
-    Pending* p = it == pending_.end() ? nullptr : it->second;
-    const auto len = static_cast<std::size_t>(h.payload_length);
-    Buffer payload;
-    std::error_code fail;
-    if (len > 0) {
-      if (p) {
-        payload = pool_->allocate_if_free(len);
-        if (!payload) {
-          auto [ec, b] = co_await pool_->async_allocate_for(len, options_.alloc_timeout,
-                                                            as_tuple(use_awaitable));
-          drained_ = false;
-          if (ec)
-            fail = ec;
-          else
-            payload = std::move(b);
-        }
-      }
-      std::size_t have = std::min(len, in_.size());
-      if (payload) std::memcpy(payload.data(), unread(), have);
-      in_.consume(have);
-      while (have < len) {
-        if (payload) {  // straight from the socket into the pool buffer
-          auto [ec, got] = co_await socket_.async_read_some(
-              asio::buffer(payload.data() + have, len - have), as_tuple(use_awaitable));
-          if (ec) break;
-          drained_ = false;  // the completion ran later than the read: the reactor may have
-                             // seen new data meanwhile, so never wait for readiness on its word
-          have += got;
-        } else {  // nobody wants it (a late reply, or no memory): read and drop it
-          if (!co_await fill(1)) break;
-          const std::size_t take = std::min(len - have, in_.size());
-          in_.consume(take);
-          have += take;
-        }
-      }
-      if (have < len) break;
-    }
-    // Look the call up again: it may have timed out while the payload was read.
-    it = pending_.find(h.request_id);
-    if (it == pending_.end()) continue;
-    p = it->second;
-    pending_.erase(it);
-    if (fail) {
-      p->error = fail;
-    } else {
-      p->reply = Reply{h.status, h.flags, std::move(payload)};
-    }
-    p->timer.cancel();
+    const bool in_step = co_await read_reply(h);
+    if (!in_step) break;
   }
   close();
+}
+
+// Reads one reply's payload (into a pool buffer when a call waits for it) and completes its call.
+// False when the connection failed.
+asio::awaitable<bool> Client::read_reply(const rpc::FrameHeader& h) {
+  const auto len = static_cast<std::size_t>(h.payload_length);
+  Buffer payload;
+  std::error_code fail;
+  if (len > 0) {
+    if (pending_.contains(h.request_id)) {
+      payload = pool_->allocate_if_free(len);
+      if (!payload) {
+        auto [ec, b] = co_await reader_.across(
+            pool_->async_allocate_for(len, options_.alloc_timeout, as_tuple(use_awaitable)));
+        if (ec)
+          fail = ec;
+        else
+          payload = std::move(b);
+      }
+    }
+    bool complete;
+    if (payload) {  // straight from the socket into the pool buffer
+      complete = co_await reader_.read_into(socket_, {payload.data(), len});
+    } else {  // nobody wants it (a late reply, or no memory): read and drop it
+      complete = co_await reader_.skip(socket_, len);
+    }
+    if (!complete) co_return false;
+  }
+  // Look the call up now: it may have timed out while the payload was read.
+  auto it = pending_.find(h.request_id);
+  if (it == pending_.end()) co_return true;
+  Pending* p = it->second;
+  pending_.erase(it);
+  if (fail) {
+    p->error = fail;
+  } else {
+    p->reply = Reply{h.status, h.flags, std::move(payload)};
+  }
+  p->timer.cancel();
+  co_return true;
 }
 
 // --- conveniences ------------------------------------------------------------------------------

@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 #include <bufpool/buffer_chain.hpp>
 #include <bufpool/co_allocate.hpp>
+#include <bufpool/detail/direct_reader.hpp>
+#include <bufpool/detail/watchdog.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -174,37 +176,23 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       return;
     }
     server_.session_started();
-    asio::co_spawn(executor, watch(shared_from_this()), asio::detached);
+    auto on_expiry = [self = shared_from_this()] { self->close_now(); };
+    auto watch = [self = shared_from_this(), on_expiry] { return self->watchdog_.run(on_expiry); };
+    asio::co_spawn(executor, watch, asio::detached);
     asio::co_spawn(executor, run(shared_from_this()), asio::detached);
   }
 
  private:
-  // --- deadlines ----------------------------------------------------------------------------
-  // One timer per connection. The session moves `deadline_`; the watchdog closes the socket once
-  // it passes, which completes whatever read or write is pending with an error.
-  void arm(std::chrono::milliseconds d) {
-    deadline_ = Clock::now() + d;
-    if (deadline_ < watchdog_.expiry()) watchdog_.cancel();  // wake it to wait on the new one
-  }
-  void disarm() { deadline_ = Clock::time_point::max(); }
-
-  static asio::awaitable<void> watch(std::shared_ptr<HttpConnection> self) {
-    while (self->socket_.is_open()) {
-      self->watchdog_.expires_at(self->deadline_);
-      co_await self->watchdog_.async_wait(as_tuple(use_awaitable));
-      if (self->socket_.is_open() && self->deadline_ <= Clock::now()) {
-        self->timed_out_ = true;
-        self->close_now();
-      }
-    }
-  }
-
   void close_now() {
     error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);
-    watchdog_.cancel();
+    watchdog_.stop();
   }
+  // The watchdog closes the socket once a deadline passes, which completes whatever read or
+  // write is pending with an error.
+  void arm(std::chrono::milliseconds d) noexcept { watchdog_.arm(d); }
+  void disarm() noexcept { watchdog_.disarm(); }
   void request_close(bool force) {
     if (force || between_requests_) {
       close_now();
@@ -283,7 +271,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   }
 
   void note_broken_request(const error_code& ec) {
-    if (timed_out_) {
+    if (watchdog_.expired()) {
       server_.counters().add(server_.counters().read_timeouts);
       spdlog::warn("http connection {}: read timeout ({}), closed", info_->id,
                    format_duration(config_.read_timeout));
@@ -438,22 +426,13 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (!continued) co_return Body{};
     // Bytes that came in with the header read are copied (the one copy); the rest is read from
     // the socket straight into the pool buffer.
-    std::byte* dst = body.buffer.data();
-    std::size_t have = std::min<std::size_t>(buffer_.size(), static_cast<std::size_t>(len));
-    if (have > 0) {
-      std::memcpy(dst, buffer_.data().data(), have);
-      buffer_.consume(have);
-    }
-    while (have < len) {
-      arm(config_.read_timeout);
-      auto [ec, n] = co_await socket_.async_read_some(
-          asio::buffer(dst + have, static_cast<std::size_t>(len) - have), as_tuple(use_awaitable));
-      if (ec) {
-        body_stopped_short(ec);  // the buffer goes back to the pool
-        co_return Body{};
-      }
-      have += n;
-      received(n);
+    auto before = [this] { arm(config_.read_timeout); };
+    auto after = [this](std::size_t n) { received(n); };
+    const error_code ec = co_await detail::read_through(
+        socket_, buffer_, {body.buffer.data(), static_cast<std::size_t>(len)}, before, after);
+    if (ec) {
+      body_stopped_short(ec);  // the buffer goes back to the pool
+      co_return Body{};
     }
     disarm();
     body_read_ = true;
@@ -615,10 +594,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (closing) keep_alive_ = false;
     const std::array<asio::const_buffer, 2> buffers{
         asio::buffer(head_), head || head_request_ ? asio::const_buffer() : body};
-    auto progress = [this](const error_code& ec, std::size_t) -> std::size_t {
-      arm(config_.read_timeout);  // a client that stops reading is cut off like a slow writer
-      return ec ? 0 : write_chunk;
-    };
+    // A client that stops reading is cut off like a slow writer.
+    auto progress = watchdog_.progress(config_.read_timeout, write_chunk);
     auto [ec, n] = co_await asio::async_write(socket_, buffers, progress, as_tuple(use_awaitable));
     disarm();
     if (request_) request_->bytes_out = n;
@@ -648,17 +625,15 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   Server& server_;
   const Config& config_;
   tcp::socket socket_;
-  asio::steady_timer watchdog_;
+  detail::Watchdog watchdog_;
   beast::flat_buffer buffer_;
   HeaderArena arena_;
-  Clock::time_point deadline_ = Clock::time_point::max();
   ConnectionInfo* info_ = nullptr;
   RequestContext* request_ = nullptr;
   RequestParser* parser_ = nullptr;  // the request being handled
   std::string head_;
   bool between_requests_ = true;
   bool close_after_response_ = false;
-  bool timed_out_ = false;
   bool keep_alive_ = true;
   bool body_read_ = true;
   bool expect_continue_ = false;

@@ -3,8 +3,11 @@
 
 #include <bufpool/buddy_pool.hpp>
 #include <bufpool/buffer.hpp>
+#include <bufpool/detail/direct_reader.hpp>
+#include <bufpool/detail/write_queue.hpp>
 #include <bufpool/rpc/frame.hpp>
 
+#include <array>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
@@ -14,11 +17,8 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/streambuf.hpp>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -127,10 +127,14 @@ class Client : public std::enable_shared_from_this<Client> {
       std::uint8_t opcode, std::string key, boost::asio::const_buffer payload);
   struct Pending;
   struct Frame;
+  struct FrameBuffers {
+    std::array<boost::asio::const_buffer, 3> operator()(const std::unique_ptr<Frame>& f) const;
+  };
+  struct WriterHooks;
   Client(boost::asio::ip::tcp::socket socket, ClientOptions options);
   boost::asio::awaitable<void> read_loop();
+  boost::asio::awaitable<bool> read_reply(const rpc::FrameHeader& h);
   boost::asio::awaitable<void> write_loop();
-  boost::asio::awaitable<bool> fill(std::size_t n);
   void fail_all(std::error_code ec);
 
   boost::asio::ip::tcp::socket socket_;
@@ -139,16 +143,8 @@ class Client : public std::enable_shared_from_this<Client> {
   BuddyPool* pool_;
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, Pending*> pending_;
-  std::deque<std::unique_ptr<Frame>> outgoing_;
-  boost::asio::steady_timer wake_writer_;
-  boost::asio::steady_timer write_done_;  // cancelled after each write
-  bool writing_ = false;
-  std::uint64_t batch_first_ = 0, batch_last_ = 0;  // ids in the write in progress
-  boost::asio::streambuf in_;                       // bytes read and not yet used
-  bool drained_ = false;  // the last read emptied the socket: await readiness before the next
-  const std::byte* unread() const noexcept {
-    return static_cast<const std::byte*>(in_.data().data());
-  }
+  detail::WriteQueue<std::unique_ptr<Frame>, FrameBuffers> writes_;
+  detail::DirectReader reader_;  // reply headers, and the start of a payload
   std::error_code closed_with_;
 };
 

@@ -1,5 +1,6 @@
 #include "bufpool/rpc/service.hpp"
 
+#include <array>
 #include <tuple>
 
 #include <boost/asio/as_tuple.hpp>
@@ -43,27 +44,12 @@ struct Connection::Outgoing {
     };
     return std::visit(V{}, response.payload);
   }
-  std::size_t size() const { return header.size() + payload().size(); }
 };
 
-namespace {
-// The buffers of `entries`, less the first `skip` bytes (already written).
-template <typename Entries>
-void gather_buffers(const Entries& entries, std::size_t skip,
-                    std::vector<asio::const_buffer>& buffers) {
-  buffers.clear();
-  for (const auto& out : entries) {
-    for (asio::const_buffer b : {asio::const_buffer(asio::buffer(out->header)), out->payload()}) {
-      if (b.size() <= skip) {
-        skip -= b.size();
-        continue;
-      }
-      buffers.push_back(b + skip);
-      skip = 0;
-    }
-  }
+std::array<asio::const_buffer, 2> Connection::OutgoingBuffers::operator()(
+    const std::unique_ptr<Outgoing>& out) const {
+  return {asio::buffer(out->header), out->payload()};
 }
-}  // namespace
 
 // A coroutine that runs handlers, one request at a time; woken through its own timer.
 struct Connection::Worker {
@@ -82,9 +68,9 @@ Connection::Connection(tcp::socket socket, const Service& service, BuddyPool& po
       options_(options),
       observer_(observer ? std::move(observer) : std::make_shared<ConnectionObserver>()),
       watchdog_(socket_.get_executor()),
-      wake_writer_(socket_.get_executor(), Clock::time_point::max()),
-      wake_reader_(socket_.get_executor(), Clock::time_point::max()),
-      in_(read_buffer_size) {
+      reader_(read_buffer_size),
+      writes_(socket_.get_executor()),
+      wake_reader_(socket_.get_executor(), Clock::time_point::max()) {
   error_code ec;
   socket_.set_option(tcp::no_delay(true), ec);  // a response is one gathered write: no Nagle
   // For the reader's and flush_now()'s direct reads and writes; async operations are unaffected.
@@ -93,20 +79,12 @@ Connection::Connection(tcp::socket socket, const Service& service, BuddyPool& po
 
 Connection::~Connection() = default;
 
-void Connection::arm(std::chrono::milliseconds d) {
-  deadline_ = Clock::now() + d;
-  if (deadline_ < watchdog_.expiry()) watchdog_.cancel();
-}
-void Connection::disarm() {
-  deadline_ = Clock::time_point::max();
-}
-
 void Connection::close_socket() {
   error_code ec;
   socket_.shutdown(tcp::socket::shutdown_both, ec);
   socket_.close(ec);
-  watchdog_.cancel();
-  wake_writer_.cancel();
+  watchdog_.stop();
+  writes_.wake();
   wake_reader_.cancel();
 }
 
@@ -117,35 +95,27 @@ void Connection::close(bool force) {
   }
   stop_reading_ = true;
   wake_reader_.cancel();
-  if (in_flight_ == 0 && in_.size() == 0) {
+  if (in_flight_ == 0 && reader_.size() == 0) {
     // Between requests: end the pending read (EOF) so that the reader sees stop_reading_.
     error_code ec;
     socket_.shutdown(tcp::socket::shutdown_receive, ec);
   }
 }
 
-asio::awaitable<void> Connection::watch() {
-  while (socket_.is_open()) {
-    watchdog_.expires_at(deadline_);
-    co_await watchdog_.async_wait(as_tuple(use_awaitable));
-    if (socket_.is_open() && deadline_ <= Clock::now()) {
-      timed_out_ = true;
-      observer_->read_timed_out();
-      close_socket();
-    }
-  }
-}
-
 asio::awaitable<void> Connection::run() {
   auto self = shared_from_this();
   auto executor = co_await asio::this_coro::executor;
-  auto watcher = [self] { return self->watch(); };
+  auto on_expiry = [self] {
+    self->observer_->read_timed_out();
+    self->close_socket();
+  };
+  auto watcher = [self, on_expiry] { return self->watchdog_.run(on_expiry); };
   asio::co_spawn(executor, watcher, asio::detached);
   auto writer = [self] { return self->write_loop(); };
   asio::co_spawn(executor, writer, asio::detached);
   co_await read_loop();
   reading_done_ = true;
-  wake_writer_.cancel();
+  writes_.wake();
   while (!writer_done_) {  // the responses already owed go out first
     wake_reader_.expires_at(Clock::time_point::max());
     co_await wake_reader_.async_wait(as_tuple(use_awaitable));
@@ -188,47 +158,30 @@ asio::awaitable<void> Connection::work(Worker* w) {
   }
 }
 
-// Makes at least n unread bytes available. `first`: waiting for a new frame (idle timeout).
-// Responses owed are flushed first. Reads go straight to the socket; after a read that emptied
-// it, readiness is awaited first, which saves the read that would fail with EAGAIN.
-asio::awaitable<bool> Connection::fill(std::size_t n, bool first) {
-  while (in_.size() < n) {
-    flush_now();
-    arm(first && in_.size() == 0 ? options_.idle_timeout : options_.read_timeout);
-    if (drained_) {
-      drained_ = false;
-      auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, as_tuple(use_awaitable));
-      if (wec) {
-        disarm();
-        co_return false;
-      }
-    }
-    error_code ec;
-    const std::size_t space = in_.max_size() - in_.size();
-    const std::size_t got = socket_.read_some(in_.prepare(space), ec);
-    if (ec == asio::error::would_block) {
-      drained_ = true;
-      continue;
-    }
-    disarm();
-    if (ec) co_return false;
-    drained_ = got < space;
-    in_.commit(got);
-    observer_->bytes_in(got);
-    observer_->busy(true);
-  }
-  co_return true;
+// Before every read: the responses owed go out first, and the read gets its deadline (`idle`:
+// waiting for a new frame, with nothing of it read yet).
+void Connection::before_read(bool idle) {
+  flush_now();
+  watchdog_.arm(idle && reader_.size() == 0 ? options_.idle_timeout : options_.read_timeout);
+}
+void Connection::on_read(std::size_t bytes) {
+  watchdog_.disarm();
+  observer_->bytes_in(bytes);
+  observer_->busy(true);
 }
 
-// Reads and drops n payload bytes, to stay in step with the frames.
-asio::awaitable<bool> Connection::skip(std::uint64_t n) {
-  while (n > 0) {
-    if (in_.size() == 0 && !co_await fill(1, false)) co_return false;
-    const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(n, in_.size()));
-    in_.consume(take);
-    n -= take;
-  }
-  co_return true;
+// Makes at least n unread bytes available. `first`: waiting for a new frame (idle timeout).
+asio::awaitable<bool> Connection::fill(std::size_t n, bool first) {
+  auto before = [this, first] { before_read(first); };
+  auto after = [this](std::size_t bytes) { on_read(bytes); };
+  const bool ok = co_await reader_.fill(socket_, n, before, after);
+  if (!ok) watchdog_.disarm();
+  co_return ok;
+}
+
+void Connection::recycle(std::unique_ptr<Outgoing>&& out) {
+  out->response = Response{};  // the payload goes back now; the entry is kept for reuse
+  spare_.push_back(std::move(out));
 }
 
 void Connection::push(std::uint8_t opcode, std::uint64_t id, Response response, bool wake) {
@@ -247,144 +200,133 @@ void Connection::push(std::uint8_t opcode, std::uint64_t id, Response response, 
   out->response = std::move(response);
   h.payload_length = out->payload().size();
   out->header = encode(h);
-  queue_.push_back(std::move(out));
-  ++unsent_;
-  if (wake) wake_writer_.cancel();
+  writes_.push(std::move(out));
+  if (wake) writes_.wake();
+}
+
+void Connection::fail(const FrameHeader& h, bool bad_magic, Status s, std::string message) {
+  push(h.opcode, bad_magic ? 0 : h.request_id, Response::error(s, std::move(message)));
+  observer_->request_done(h.opcode, s);
 }
 
 // Writes the queued responses at once, from the reader, if the writer is idle; the writer
 // coroutine takes over whatever the socket does not accept now.
 void Connection::flush_now() {
-  if (queue_.empty() || !socket_.is_open()) return;
-  if (writing_) {
-    wake_writer_.cancel();  // it takes the rest after its write
-    return;
-  }
-  gather_buffers(queue_, written_ahead_, flush_buffers_);
-  error_code ec;
-  std::size_t n = socket_.write_some(std::span<const asio::const_buffer>(flush_buffers_), ec);
-  if (ec) n = 0;  // would_block, or an error that the writer meets and handles
-  observer_->bytes_out(n);
-  std::size_t done = 0;
-  n += written_ahead_;
-  while (done < queue_.size() && queue_[done]->size() <= n) {
-    n -= queue_[done]->size();
-    queue_[done]->response = Response{};
-    spare_.push_back(std::move(queue_[done]));
-    ++done;
-  }
-  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(done));
-  unsent_ -= done;
-  written_ahead_ = n;
-  if (!queue_.empty()) wake_writer_.cancel();
+  if (!socket_.is_open()) return;
+  auto done = [this](std::unique_ptr<Outgoing>&& out) { recycle(std::move(out)); };
+  if (const std::size_t n = writes_.flush_now(socket_, done)) observer_->bytes_out(n);
 }
 
 asio::awaitable<void> Connection::read_loop() {
   for (;;) {
-    if (in_flight_ + unsent_ >= options_.pipeline_depth) flush_now();
-    while (in_flight_ + unsent_ >= options_.pipeline_depth && !stop_reading_ && socket_.is_open()) {
+    if (in_flight_ + writes_.unsent() >= options_.pipeline_depth) flush_now();
+    while (in_flight_ + writes_.unsent() >= options_.pipeline_depth && !stop_reading_ &&
+           socket_.is_open()) {
       wake_reader_.expires_at(Clock::time_point::max());  // TCP pushes back on the client
-      co_await wake_reader_.async_wait(as_tuple(use_awaitable));
-      drained_ = false;  // the reactor may have seen the socket's readiness meanwhile
+      co_await reader_.across(wake_reader_.async_wait(as_tuple(use_awaitable)));
     }
     if (stop_reading_ || !socket_.is_open()) co_return;
-    if (in_flight_ == 0 && in_.size() == 0) observer_->busy(false);
-    if (!co_await fill(header_size, true)) co_return;
-    FrameHeader h;
-    const DecodeError bad = decode(unread(), h);
-    in_.consume(header_size);
-    auto fail = [&](Status s, std::string message) {
-      push(h.opcode, bad == DecodeError::bad_magic ? 0 : h.request_id,
-           Response::error(s, std::move(message)));
-      observer_->request_done(h.opcode, s);
-    };
-    if (bad != DecodeError::none) {
-      fail(Status::bad_request, bad == DecodeError::bad_magic     ? "bad magic"
-                                : bad == DecodeError::bad_version ? "unsupported version"
-                                : bad == DecodeError::bad_flags   ? "unknown flags"
-                                                                  : "reserved field not zero");
-      co_return;
-    }
-    if (h.flags != 0 || h.status != Status::ok) {  // a request carries neither
-      fail(Status::bad_request, "a request has no flags and status 0");
-      co_return;
-    }
-    const Service::Entry* entry = service_.find(h.opcode);
-    if (!entry) {
-      fail(Status::bad_request, "unknown opcode");
-      co_return;
-    }
-    if (h.key_length > max_key_size || (entry->needs_key && h.key_length == 0) ||
-        (!entry->needs_key && h.key_length != 0)) {
-      fail(Status::bad_request, entry->needs_key ? "a key of 1 to 250 bytes is required"
-                                                 : "this operation takes no key");
-      co_return;
-    }
-    if (h.payload_length > options_.max_payload) {
-      fail(Status::too_large,
-           "payload above the limit of " + std::to_string(options_.max_payload) + " bytes");
-      co_return;
-    }
+    if (in_flight_ == 0 && reader_.size() == 0) observer_->busy(false);
     Request request;
-    request.opcode = h.opcode;
-    request.id = h.request_id;
-    if (h.key_length > 0) {
-      if (!co_await fill(h.key_length, false)) co_return;
-      request.key.assign(reinterpret_cast<const char*>(unread()), h.key_length);
-      in_.consume(h.key_length);
-      if (!valid_key(request.key)) {
-        fail(Status::bad_request, "keys are 1 to 250 bytes of [A-Za-z0-9._~-]");
-        co_return;
-      }
-    }
-    const auto len = static_cast<std::size_t>(h.payload_length);
-    if (len > 0) {
-      Buffer buffer = pool_.allocate_if_free(len);
-      error_code ec;
-      if (!buffer) {  // wait for memory (the reader yields: responses owed go out first)
-        flush_now();
-        std::tie(ec, buffer) =
-            co_await pool_.async_allocate_for(len, options_.alloc_timeout, as_tuple(use_awaitable));
-        drained_ = false;
-      }
-      if (ec) {
-        // No memory in time: drop the payload, keep the connection (the client may retry).
-        if (!co_await skip(len)) co_return;
-        fail(Status::unavailable, "no pool memory within the alloc timeout: " + ec.message());
-        continue;
-      }
-      // Bytes that came with earlier reads are copied; the rest goes straight into the buffer.
-      std::size_t have = std::min(len, in_.size());
-      std::memcpy(buffer.data(), unread(), have);
-      in_.consume(have);
-      if (have < len) flush_now();
-      while (have < len) {
-        arm(options_.read_timeout);
-        auto [rec, got] = co_await socket_.async_read_some(
-            asio::buffer(buffer.data() + have, len - have), as_tuple(use_awaitable));
-        disarm();
-        if (rec) co_return;  // stopped short: the buffer goes back to the pool
-        drained_ = false;    // the completion ran later than the read: the reactor may have
-                             // seen new data meanwhile, so never wait for readiness on its word
-        have += got;
-        observer_->bytes_in(got);
-      }
-      request.payload = std::move(buffer);
-    }
-    if (entry->sync) {  // answered here; the response goes out with the others of this read
-      Response response;
-      try {
-        response = entry->sync(std::move(request));
-      } catch (const std::exception& e) {
-        response = Response::error(Status::internal, e.what());
-      }
-      observer_->request_done(h.opcode, response.status);
-      push(h.opcode, h.request_id, std::move(response), false);
-      continue;
-    }
-    ++in_flight_;
-    dispatch(std::move(request), &entry->handler);
+    const Service::Entry* entry = nullptr;
+    const Next next = co_await read_request(request, entry);
+    if (next == Next::stop) co_return;
+    if (next == Next::serve) answer(std::move(request), *entry);
   }
+}
+
+// Parses one frame and reads its key and payload. An error has its response queued already:
+// `skip` keeps the connection, `stop` ends it.
+asio::awaitable<Connection::Next> Connection::read_request(Request& request,
+                                                           const Service::Entry*& entry) {
+  if (!co_await fill(header_size, true)) co_return Next::stop;
+  FrameHeader h;
+  const DecodeError bad = decode(reader_.data(), h);
+  reader_.consume(header_size);
+  const bool bad_magic = bad == DecodeError::bad_magic;
+  if (bad != DecodeError::none) {
+    fail(h, bad_magic, Status::bad_request,
+         bad_magic                         ? "bad magic"
+         : bad == DecodeError::bad_version ? "unsupported version"
+         : bad == DecodeError::bad_flags   ? "unknown flags"
+                                           : "reserved field not zero");
+    co_return Next::stop;
+  }
+  if (h.flags != 0 || h.status != Status::ok) {  // a request carries neither
+    fail(h, false, Status::bad_request, "a request has no flags and status 0");
+    co_return Next::stop;
+  }
+  entry = service_.find(h.opcode);
+  if (!entry) {
+    fail(h, false, Status::bad_request, "unknown opcode");
+    co_return Next::stop;
+  }
+  if (h.key_length > max_key_size || (entry->needs_key && h.key_length == 0) ||
+      (!entry->needs_key && h.key_length != 0)) {
+    fail(h, false, Status::bad_request,
+         entry->needs_key ? "a key of 1 to 250 bytes is required" : "this operation takes no key");
+    co_return Next::stop;
+  }
+  if (h.payload_length > options_.max_payload) {
+    fail(h, false, Status::too_large,
+         "payload above the limit of " + std::to_string(options_.max_payload) + " bytes");
+    co_return Next::stop;
+  }
+  request.opcode = h.opcode;
+  request.id = h.request_id;
+  if (h.key_length > 0) {
+    if (!co_await fill(h.key_length, false)) co_return Next::stop;
+    request.key.assign(reinterpret_cast<const char*>(reader_.data()), h.key_length);
+    reader_.consume(h.key_length);
+    if (!valid_key(request.key)) {
+      fail(h, false, Status::bad_request, "keys are 1 to 250 bytes of [A-Za-z0-9._~-]");
+      co_return Next::stop;
+    }
+  }
+  const auto len = static_cast<std::size_t>(h.payload_length);
+  if (len == 0) co_return Next::serve;
+  auto before = [this] { before_read(false); };
+  auto after = [this](std::size_t bytes) { on_read(bytes); };
+  Buffer buffer = pool_.allocate_if_free(len);
+  error_code ec;
+  if (!buffer) {  // wait for memory (the reader yields: responses owed go out first)
+    flush_now();
+    std::tie(ec, buffer) = co_await reader_.across(
+        pool_.async_allocate_for(len, options_.alloc_timeout, as_tuple(use_awaitable)));
+  }
+  if (ec) {
+    // No memory in time: drop the payload, keep the connection (the client may retry).
+    const bool skipped = co_await reader_.skip(socket_, len, before, after);
+    if (!skipped) co_return Next::stop;
+    fail(h, false, Status::unavailable, "no pool memory within the alloc timeout: " + ec.message());
+    co_return Next::skip;
+  }
+  // Bytes that came with earlier reads are copied; the rest goes straight into the buffer.
+  const bool complete = co_await reader_.read_into(socket_, {buffer.data(), len}, before, after);
+  if (!complete) {  // stopped short: the buffer goes back to the pool
+    watchdog_.disarm();
+    co_return Next::stop;
+  }
+  request.payload = std::move(buffer);
+  co_return Next::serve;
+}
+
+void Connection::answer(Request request, const Service::Entry& entry) {
+  if (entry.sync) {  // answered here; the response goes out with the others of this read
+    const std::uint8_t opcode = request.opcode;
+    const std::uint64_t id = request.id;
+    Response response;
+    try {
+      response = entry.sync(std::move(request));
+    } catch (const std::exception& e) {
+      response = Response::error(Status::internal, e.what());
+    }
+    observer_->request_done(opcode, response.status);
+    push(opcode, id, std::move(response), false);
+    return;
+  }
+  ++in_flight_;
+  dispatch(std::move(request), &entry.handler);
 }
 
 asio::awaitable<void> Connection::handle(Request request, Handler const* handler) {
@@ -400,55 +342,35 @@ asio::awaitable<void> Connection::handle(Request request, Handler const* handler
   --in_flight_;
   push(opcode, id, std::move(response));
   wake_reader_.cancel();
-  if (stop_reading_ && in_flight_ == 0 && in_.size() == 0) {
+  if (stop_reading_ && in_flight_ == 0 && reader_.size() == 0) {
     // A graceful close was waiting for this last request: end the reader's pending read.
     error_code ec;
     socket_.shutdown(tcp::socket::shutdown_receive, ec);
   }
 }
 
-asio::awaitable<void> Connection::write_loop() {
-  std::vector<std::unique_ptr<Outgoing>> batch;
-  std::vector<asio::const_buffer> buffers;
-  for (;;) {
-    while (queue_.empty()) {
-      if ((reading_done_ && in_flight_ == 0) || !socket_.is_open()) {
-        writer_done_ = true;
-        wake_reader_.cancel();
-        co_return;
-      }
-      wake_writer_.expires_at(Clock::time_point::max());
-      co_await wake_writer_.async_wait(as_tuple(use_awaitable));
-    }
-    batch.swap(queue_);  // everything queued goes out in one gathered write
-    gather_buffers(batch, written_ahead_, buffers);
-    written_ahead_ = 0;
-    writing_ = true;
-    auto progress = [this](const error_code& ec, std::size_t) -> std::size_t {
-      arm(options_.read_timeout);  // a peer that stops reading is cut off
-      return ec ? 0 : write_chunk;
-    };
-    // A span, not the vector: async_write copies its buffer sequence, and a vector copy allocates.
-    auto [ec, n] = co_await asio::async_write(socket_, std::span<const asio::const_buffer>(buffers),
-                                              progress, as_tuple(use_awaitable));
-    writing_ = false;
-    disarm();
-    observer_->bytes_out(n);
-    for (auto& out : batch) {  // payloads are released now; the entries are kept for reuse
-      out->response = Response{};
-      spare_.push_back(std::move(out));
-    }
-    unsent_ -= batch.size();
-    batch.clear();
-    wake_reader_.cancel();  // pipeline slots are free again
-    if (ec) {
-      close_socket();
-      queue_.clear();
-      writer_done_ = true;
-      wake_reader_.cancel();
-      co_return;
-    }
+// What the write queue asks of the connection.
+struct Connection::WriterHooks {
+  Connection& c;
+  bool stopped() const noexcept { return !c.socket_.is_open(); }
+  bool finished() const noexcept { return c.reading_done_ && c.in_flight_ == 0; }
+  std::size_t progress(const error_code& ec, std::size_t n) {
+    return c.watchdog_.progress(c.options_.read_timeout, write_chunk)(ec, n);
   }
+  void done(std::unique_ptr<Outgoing>&& out) { c.recycle(std::move(out)); }
+  void after_write(const error_code&, std::size_t n) {
+    c.watchdog_.disarm();
+    c.observer_->bytes_out(n);
+    c.wake_reader_.cancel();  // pipeline slots are free again
+  }
+};
+
+asio::awaitable<void> Connection::write_loop() {
+  WriterHooks hooks{*this};
+  const error_code ec = co_await writes_.run(socket_, hooks);
+  if (ec) close_socket();
+  writer_done_ = true;
+  wake_reader_.cancel();
 }
 
 }  // namespace bufpool::rpc

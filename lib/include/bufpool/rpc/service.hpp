@@ -2,10 +2,10 @@
 // user registers per opcode.
 #pragma once
 
+#include <array>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/streambuf.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -16,6 +16,9 @@
 
 #include "bufpool/buddy_pool.hpp"
 #include "bufpool/buffer.hpp"
+#include "bufpool/detail/direct_reader.hpp"
+#include "bufpool/detail/watchdog.hpp"
+#include "bufpool/detail/write_queue.hpp"
 #include "bufpool/rpc/frame.hpp"
 #include "bufpool/shared_buffer.hpp"
 
@@ -120,19 +123,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   struct Outgoing;
+  struct OutgoingBuffers {
+    std::array<asio::const_buffer, 2> operator()(const std::unique_ptr<Outgoing>& out) const;
+  };
   struct Worker;
+  struct WriterHooks;
+  enum class Next { serve, skip, stop };
   asio::awaitable<void> read_loop();
+  asio::awaitable<Next> read_request(Request& request, const Service::Entry*& entry);
+  void answer(Request request, const Service::Entry& entry);
   asio::awaitable<void> work(Worker* worker);
   void dispatch(Request request, const Handler* handler);
   asio::awaitable<void> write_loop();
-  asio::awaitable<void> watch();
   asio::awaitable<void> handle(Request request, Handler const* handler);
   asio::awaitable<bool> fill(std::size_t n, bool first);
-  asio::awaitable<bool> skip(std::uint64_t n);
+  void before_read(bool idle);
+  void on_read(std::size_t bytes);
   void push(std::uint8_t opcode, std::uint64_t id, Response response, bool wake = true);
+  void fail(const FrameHeader& h, bool bad_magic, Status s, std::string message);
   void flush_now();
-  void arm(std::chrono::milliseconds d);
-  void disarm();
+  void recycle(std::unique_ptr<Outgoing>&& out);
   void close_socket();
 
   tcp::socket socket_;
@@ -140,37 +150,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
   BuddyPool& pool_;
   ConnectionOptions options_;
   std::shared_ptr<ConnectionObserver> observer_;
-  asio::steady_timer watchdog_;
-  asio::steady_timer wake_writer_;  // cancelled to wake the writer
-  asio::steady_timer wake_reader_;  // cancelled when a pipeline slot frees
-  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
-  asio::streambuf in_;  // bytes read and not yet used: headers, keys, the start of a payload
-  const std::byte* unread() const noexcept {
-    return static_cast<const std::byte*>(in_.data().data());
-  }
-  // Responses to write; the writer swaps the whole vector out. Spent entries are kept in spare_
-  // and reused, so a response costs no heap call once the connection has warmed up.
-  std::vector<std::unique_ptr<Outgoing>> queue_;
+  detail::Watchdog watchdog_;
+  detail::DirectReader reader_;  // headers, keys, the start of a payload
+  // Responses to write. Spent entries are kept in spare_ and reused, so a response costs no
+  // heap call once the connection has warmed up.
+  detail::WriteQueue<std::unique_ptr<Outgoing>, OutgoingBuffers> writes_;
   std::vector<std::unique_ptr<Outgoing>> spare_;
+  asio::steady_timer wake_reader_;  // cancelled when a pipeline slot frees
   // Handlers run on worker coroutines, started as the pipeline first needs them (at most
   // pipeline_depth) and reused: no coroutine is spawned per request.
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<Worker*> idle_;
   bool stop_workers_ = false;
-  std::size_t in_flight_ = 0;      // requests read whose response is not yet queued
-  std::size_t unsent_ = 0;         // responses queued or being written
-  bool writing_ = false;           // the writer coroutine has a write in progress
-  std::size_t written_ahead_ = 0;  // bytes of queue_'s front that a partial flush_now() wrote
-  // The last read emptied the socket: wait for readiness instead of a read that would fail with
-  // EAGAIN. Set only by a direct read, and only valid while the reader has not yielded since: an
-  // epoll_wait in between may take the readiness edge of new data, and a wait that starts after
-  // it would sleep until the peer sends more (a hang when the peer waits for our replies).
-  bool drained_ = false;
-  std::vector<asio::const_buffer> flush_buffers_;
+  std::size_t in_flight_ = 0;  // requests read whose response is not yet queued
   bool reading_done_ = false;
   bool writer_done_ = false;
   bool stop_reading_ = false;
-  bool timed_out_ = false;
 };
 
 }  // namespace bufpool::rpc
