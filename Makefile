@@ -44,8 +44,8 @@ install_missing = missing=$$(for p in $(1); do \
 deps:
 	@$(call install_missing,$(DEPS))
 
-# For perf/server_bench.sh and perf/compare.sh: load generator, the peers, and the chart.
-BENCH_DEPS := wrk nginx-light redis-server gnuplot-nox
+# For perf/server_bench.py and perf/compare.py: load generator, the peers, and the chart.
+BENCH_DEPS := wrk nginx-light redis-server gnuplot-nox python3
 bench-deps:
 	@$(call install_missing,$(BENCH_DEPS))
 
@@ -78,12 +78,12 @@ bench:
 
 bench-server: bench-deps
 	$(MAKE) build PRESET=release
-	perf/server_bench.sh
+	perf/server_bench.py
 
 # Issue 5's comparison: bufpool-server vs nginx and Redis; writes perf/RESULTS.md and compare.svg.
 compare: bench-deps
 	$(MAKE) build PRESET=release
-	perf/compare.sh
+	perf/compare.py
 
 ci: test asan tsan clang dist-check
 
