@@ -1,7 +1,10 @@
 // OffsetAllocator: allocate + free at 10,000 live allocations of random sizes, its worst case,
 // and the utilisation at the first failure of a random fill.
 //
-//   steady/10k_live        free a random live allocation, allocate a random size (1..4096)
+//   steady/10k_live        free a random live allocation, allocate a random size (1..4096),
+//                          exact placement, freed by {offset, size}; /exact_handle freed by
+//                          Handle (no table); /good_fit good-fit placement with handles;
+//                          /good_fit_offset_size good fit freed by {offset, size}
 //   steady_latency         the same, each operation timed alone: p50 / p99 / p99.99 / max
 //                          (includes about 20 ns of clock overhead per reading)
 //   fill/monotonic         allocate random sizes into an empty range until the first failure
@@ -23,6 +26,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "malloc_peers.hpp"
@@ -55,23 +59,43 @@ const Workload& workload() {
   return w;
 }
 
+// How the allocator is set up and used: exact or good fit, and freed through the 8-byte
+// {offset, size} (lookup_by_offset) or through a Handle that carries the node (no table).
+struct Mode {
+  bufpool::Placement placement = bufpool::Placement::exact;
+  bool handles = false;
+};
+
+template <bool Handles>
 struct Steady {
-  OffsetAllocator allocator{capacity, 2 * live_target};
-  std::vector<OffsetAllocator::Allocation> live;
+  using Live = std::conditional_t<Handles, OffsetAllocator::Handle, OffsetAllocator::Allocation>;
+  OffsetAllocator allocator;
+  std::vector<Live> live;
   const Workload& w = workload();
 
-  Steady() {
+  explicit Steady(bufpool::Placement placement)
+      : allocator(capacity, bufpool::OffsetAllocatorOptions{.max_allocations = 2 * live_target,
+                                                            .placement = placement,
+                                                            .lookup_by_offset = !Handles}) {
     for (std::size_t i = 0; i < live_target; ++i)
-      live.push_back(*allocator.try_allocate(w.sizes[i]));
+      live.push_back(take(w.sizes[i]));
     for (std::size_t i = 0; i < (1 << 16); ++i)
       step(i);  // reach a fragmented steady state
   }
+  Live take(std::uint32_t size) {
+    std::error_code ec;
+    Live a;
+    if constexpr (Handles)
+      a = allocator.try_allocate_handle(size, 1, ec);
+    else
+      a = allocator.try_allocate(size, 1, ec);
+    if (ec) std::abort();  // 64 Mi units hold 10,000 allocations of at most 4,096 easily
+    return a;
+  }
   void step(std::size_t i) {
     auto& slot = live[w.victims[i & 0xffff]];
-    allocator.free(slot);
-    auto a = allocator.try_allocate(w.sizes[i & 0xffff]);
-    if (!a) std::abort();  // 64 Mi units hold 10,000 allocations of at most 4,096 easily
-    slot = *a;
+    if (!allocator.free(slot)) std::abort();
+    slot = take(w.sizes[i & 0xffff]);
   }
 };
 
@@ -155,8 +179,9 @@ void steady_malloc(benchmark::State& st, const bufpool::perf::MallocPeer& m) {
     m.deallocate(p);
 }
 
-void steady(benchmark::State& st) {
-  Steady s;
+template <bool Handles>
+void steady(benchmark::State& st, bufpool::Placement placement) {
+  Steady<Handles> s(placement);
   std::size_t i = 0;
   for (auto _ : st)
     s.step(i++);
@@ -164,7 +189,7 @@ void steady(benchmark::State& st) {
 }
 
 void steady_latency(benchmark::State& st) {
-  Steady s;
+  Steady<false> s(bufpool::Placement::exact);
   std::vector<double> ns;
   ns.reserve(1 << 20);
   std::size_t i = 0;
@@ -181,11 +206,11 @@ void steady_latency(benchmark::State& st) {
   st.counters["max_ns"] = ns.back();
 }
 
-void fill(benchmark::State& st, bool churn) {
+void fill(benchmark::State& st, bool churn, bufpool::Placement placement) {
   double utilisation = 0;
   std::mt19937 rng(7);
   for (auto _ : st) {
-    OffsetAllocator a(capacity, 1 << 20);
+    OffsetAllocator a(capacity, {.max_allocations = 1 << 20, .placement = placement});
     std::vector<OffsetAllocator::Allocation> live;
     for (;;) {
       if (churn && !live.empty() && rng() % 100 < 45) {
@@ -208,13 +233,22 @@ void fill(benchmark::State& st, bool churn) {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
-  benchmark::RegisterBenchmark("steady/10k_live", steady);
+  using bufpool::Placement;
+  benchmark::RegisterBenchmark("steady/10k_live", steady<false>, Placement::exact);
+  benchmark::RegisterBenchmark("steady/10k_live/exact_handle", steady<true>, Placement::exact);
+  benchmark::RegisterBenchmark("steady/10k_live/good_fit", steady<true>, Placement::good_fit);
+  benchmark::RegisterBenchmark("steady/10k_live/good_fit_offset_size", steady<false>,
+                               Placement::good_fit);
   benchmark::RegisterBenchmark("steady/std_map_best_fit", steady_map);
   for (const auto& m : bufpool::perf::load_malloc_peers())
     benchmark::RegisterBenchmark(("steady/" + m.name).c_str(), steady_malloc, m);
   benchmark::RegisterBenchmark("steady_latency/10k_live", steady_latency)->Iterations(1 << 20);
-  benchmark::RegisterBenchmark("fill/monotonic", fill, false)->Iterations(1);
-  benchmark::RegisterBenchmark("fill/churn", fill, true)->Iterations(1);
+  benchmark::RegisterBenchmark("fill/monotonic", fill, false, Placement::exact)->Iterations(1);
+  benchmark::RegisterBenchmark("fill/churn", fill, true, Placement::exact)->Iterations(1);
+  benchmark::RegisterBenchmark("fill/monotonic/good_fit", fill, false, Placement::good_fit)
+      ->Iterations(1);
+  benchmark::RegisterBenchmark("fill/churn/good_fit", fill, true, Placement::good_fit)
+      ->Iterations(1);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

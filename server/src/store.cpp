@@ -98,7 +98,7 @@ void BufferStore::grow() {
 // Empties slot i and shifts back the entries after it that would no longer be found (Knuth's
 // algorithm R): an entry moves when slot i lies between its home and where it sits.
 void BufferStore::remove_at(std::size_t i) noexcept {
-  key_space_.free({slots_[i].key_offset, slots_[i].key_size});
+  key_space_.free(OffsetAllocator::Allocation{slots_[i].key_offset, slots_[i].key_size});
   value_of(slots_[i]).~SharedBuffer();
   --keys_;
   for (std::size_t j = (i + 1) & mask_;; j = (j + 1) & mask_) {

@@ -12,8 +12,7 @@ struct Loopback {
   boost::asio::ip::tcp::socket near{io};  // the side under test
   boost::asio::ip::tcp::socket far{io};   // the peer
   Loopback() {
-    boost::asio::ip::tcp::acceptor acceptor(
-        io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    boost::asio::ip::tcp::acceptor acceptor(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
     near.connect(acceptor.local_endpoint());
     far = acceptor.accept();
     near.non_blocking(true);

@@ -28,8 +28,12 @@ struct Bytes {
 };
 using Queue = bufpool::detail::WriteQueue<Entry, Bytes>;
 
-Entry entry(std::string s) { return std::make_unique<std::string>(std::move(s)); }
-std::string big(std::size_t n, char c) { return std::string(n, c); }
+Entry entry(std::string s) {
+  return std::make_unique<std::string>(std::move(s));
+}
+std::string big(std::size_t n, char c) {
+  return std::string(n, c);
+}
 
 struct Hooks {
   const asio::ip::tcp::socket& socket;
@@ -83,9 +87,8 @@ TEST(WriteQueue, TheWriterFinishesWhatADirectWriteLeftAndKeepsTheOrder) {
   Hooks hooks{pair.near, &done};
   hooks.finish = true;  // end once everything is out
   error_code writer_ec = asio::error::would_block;
-  asio::co_spawn(pair.io, q.run(pair.near, hooks), [&](std::exception_ptr, error_code ec) {
-    writer_ec = ec;
-  });
+  asio::co_spawn(pair.io, q.run(pair.near, hooks),
+                 [&](std::exception_ptr, error_code ec) { writer_ec = ec; });
   std::string received;
   asio::co_spawn(pair.io, read_n(pair.far, large.size() + 4),
                  [&](std::exception_ptr, std::string s) { received = std::move(s); });
@@ -143,9 +146,8 @@ TEST(WriteQueue, ResetDropsEverythingEndsTheWriterAndReleasesWaiters) {
   later.async_wait([&](auto) {
     EXPECT_TRUE(q.writing());
     EXPECT_TRUE(q.in_write(is_x));
-    asio::co_spawn(pair.io, q.until_written(is_x), [&](std::exception_ptr) {
-      waiter_released = true;
-    });
+    asio::co_spawn(pair.io, q.until_written(is_x),
+                   [&](std::exception_ptr) { waiter_released = true; });
     q.push(entry("queued"));
     asio::post(pair.io, [&] {
       pair.near.close();

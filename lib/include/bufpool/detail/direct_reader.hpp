@@ -29,14 +29,14 @@ boost::asio::awaitable<boost::system::error_code> read_through(Socket& socket,
                                                                std::span<std::byte> dst,
                                                                BeforeRead before_read,
                                                                OnRead on_read) {
-  std::size_t have = boost::asio::buffer_copy(boost::asio::buffer(dst.data(), dst.size()),
-                                              buffered.data());
+  std::size_t have =
+      boost::asio::buffer_copy(boost::asio::buffer(dst.data(), dst.size()), buffered.data());
   buffered.consume(have);
   while (have < dst.size()) {
     before_read();
-    auto [ec, got] = co_await socket.async_read_some(
-        boost::asio::buffer(dst.data() + have, dst.size() - have),
-        boost::asio::as_tuple(boost::asio::use_awaitable));
+    auto [ec, got] =
+        co_await socket.async_read_some(boost::asio::buffer(dst.data() + have, dst.size() - have),
+                                        boost::asio::as_tuple(boost::asio::use_awaitable));
     if (ec) co_return ec;
     have += got;
     on_read(got);
@@ -105,7 +105,8 @@ class DirectReader {
   }
   template <typename Socket>
   boost::asio::awaitable<bool> fill(Socket& socket, std::size_t n) {
-    return fill(socket, n, [] {}, [](std::size_t) {});
+    return fill(
+        socket, n, [] {}, [](std::size_t) {});
   }
 
   /// read_through() from this reader's buffer. False when the socket failed first.
@@ -120,7 +121,8 @@ class DirectReader {
   }
   template <typename Socket>
   boost::asio::awaitable<bool> read_into(Socket& socket, std::span<std::byte> dst) {
-    return read_into(socket, dst, [] {}, [](std::size_t) {});
+    return read_into(
+        socket, dst, [] {}, [](std::size_t) {});
   }
 
   /// Reads and drops n bytes (a payload nobody takes), to stay in step with the stream.
@@ -138,7 +140,8 @@ class DirectReader {
 
   template <typename Socket>
   boost::asio::awaitable<bool> skip(Socket& socket, std::uint64_t n) {
-    return skip(socket, n, [] {}, [](std::size_t) {});
+    return skip(
+        socket, n, [] {}, [](std::size_t) {});
   }
 
   /// Any other wait of the reading coroutine: `co_await reader.across(op)` (op an awaitable)

@@ -114,7 +114,8 @@ class WriteQueue {
     std::vector<boost::asio::const_buffer> buffers;
     for (;;) {
       while (queue_.empty()) {
-        if (generation != generation_ || hooks.stopped() || hooks.finished()) co_return boost::system::error_code{};
+        if (generation != generation_ || hooks.stopped() || hooks.finished())
+          co_return boost::system::error_code{};
         wake_.expires_at(Clock::time_point::max());
         co_await wake_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
       }
