@@ -11,6 +11,7 @@
 //   fill/churn             55% allocate, 45% free a random live one, until the first failure
 //
 // Context in the same run, on the same sizes and the same victims:
+//   steady/two_level_bitmap  the O(1) design of sebbbi/OffsetAllocator (two_level_bitmap.hpp)
 //   steady/std_map_best_fit  the best fit most users would write: std::set by (size, offset) and
 //                            std::map by offset, nodes from the heap
 //   steady/<malloc>          glibc, jemalloc, mimalloc, tcmalloc: malloc(size) / free. Not the
@@ -31,6 +32,7 @@
 
 #include "malloc_peers.hpp"
 #include "percentile.hpp"
+#include "two_level_bitmap.hpp"
 
 namespace {
 
@@ -159,6 +161,26 @@ void steady_map(benchmark::State& st) {
     step(i++);
 }
 
+// The O(1) two-level-bitmap design (perf/two_level_bitmap.hpp), on the same workload.
+void steady_two_level(benchmark::State& st) {
+  const Workload& w = workload();
+  bufpool::perf::TwoLevelBitmap t(capacity, 4 * live_target);
+  std::vector<bufpool::perf::TwoLevelBitmap::Allocation> live;
+  for (std::size_t i = 0; i < live_target; ++i)
+    live.push_back(t.allocate(w.sizes[i]));
+  auto step = [&](std::size_t i) {
+    auto& slot = live[w.victims[i & 0xffff]];
+    t.free(slot);
+    slot = t.allocate(w.sizes[i & 0xffff]);
+    if (slot.node == bufpool::perf::TwoLevelBitmap::none) std::abort();
+  };
+  for (std::size_t i = 0; i < (1 << 16); ++i)
+    step(i);
+  std::size_t i = 0;
+  for (auto _ : st)
+    step(i++);
+}
+
 void steady_malloc(benchmark::State& st, const bufpool::perf::MallocPeer& m) {
   const Workload& w = workload();
   std::vector<void*> live;
@@ -240,6 +262,7 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("steady/10k_live/good_fit_offset_size", steady<false>,
                                Placement::good_fit);
   benchmark::RegisterBenchmark("steady/std_map_best_fit", steady_map);
+  benchmark::RegisterBenchmark("steady/two_level_bitmap", steady_two_level);
   for (const auto& m : bufpool::perf::load_malloc_peers())
     benchmark::RegisterBenchmark(("steady/" + m.name).c_str(), steady_malloc, m);
   benchmark::RegisterBenchmark("steady_latency/10k_live", steady_latency)->Iterations(1 << 20);

@@ -6,6 +6,10 @@
 #include <limits>
 #include <utility>
 
+// The helpers of the two hot paths (allocate_as, release_as) go inline into them: the paths are
+// a few dependent loads each, and a call per helper would be a good part of their time.
+#define BUFPOOL_HOT_INLINE [[gnu::always_inline]] inline
+
 namespace bufpool {
 
 namespace {
@@ -30,6 +34,7 @@ BasicOffsetAllocator<Offset>::BasicOffsetAllocator(Offset capacity,
   // are handed out from a high-water mark, so a large max_allocations is cheap until needed.
   node_count_ = static_cast<std::uint32_t>(2 * max + 2);  // + the sentinel
   nodes_ = detail::ZeroedArray<Node>(node_count_);
+  flags_ = detail::ZeroedArray<std::uint8_t>(node_count_);
   links_ = detail::ZeroedArray<Link>(node_count_);
   if (lookup_by_offset_) {
     // At most max_allocations keys in 7 slots per bucket: at most 6/7 full.
@@ -43,6 +48,15 @@ BasicOffsetAllocator<Offset>::BasicOffsetAllocator(Offset capacity,
 template <typename Offset>
 auto BasicOffsetAllocator<Offset>::try_allocate_handle(Offset size, Offset align,
                                                        std::error_code& ec) noexcept -> Handle {
+  // One branch on the placement per call; below it, each placement's code is its own.
+  return placement_ == Placement::exact ? allocate_as<Placement::exact>(size, align, ec)
+                                        : allocate_as<Placement::good_fit>(size, align, ec);
+}
+
+template <typename Offset>
+template <Placement P>
+auto BasicOffsetAllocator<Offset>::allocate_as(Offset size, Offset align,
+                                               std::error_code& ec) noexcept -> Handle {
   auto fail = [&ec](errc e) {
     ec = make_error_code(e);
     return Handle{};
@@ -54,19 +68,18 @@ auto BasicOffsetAllocator<Offset>::try_allocate_handle(Offset size, Offset align
   }
   if (size > capacity_) return fail(errc::too_large);
   if (live_ == max_allocations_) return fail(errc::out_of_memory);
-  std::uint32_t f =
-      placement_ == Placement::exact ? find_fit(size, align) : find_good_fit(size, align);
+  std::uint32_t f = P == Placement::exact ? find_fit(size, align) : find_good_fit(size, align);
   if (f == nil) return fail(errc::out_of_memory);
-  bin_remove(f);
+  bin_remove<P>(f);
   const Offset start = align_up(n(f).offset, align);
   if (start != n(f).offset) {  // the alignment gap stays free; the rest goes on below
     const std::uint32_t g = take_node();
     n(g).offset = start;
     n(g).size = n(f).size - (start - n(f).offset);
-    n(g).is_free = true;
+    set_free(g, true);
     n(f).size = start - n(f).offset;
     link_after(f, g);
-    bin_insert(f);
+    bin_insert<P>(f);
     f = g;
   }
   std::uint32_t a = f;
@@ -77,10 +90,10 @@ auto BasicOffsetAllocator<Offset>::try_allocate_handle(Offset size, Offset align
     link_before(f, a);
     n(f).offset += size;
     n(f).size -= size;
-    bin_insert(f);
+    bin_insert<P>(f);
   }
-  n(a).is_free = false;
-  n(a).live = true;
+  set_free(a, false);
+  set_live(a, true);
   if (lookup_by_offset_) owned_insert(a);
   available_ -= size;
   ++live_;
@@ -110,7 +123,7 @@ template <typename Offset>
 bool BasicOffsetAllocator<Offset>::free(Handle h) noexcept {
   if (h.size == 0) return true;
   const std::uint32_t x = h.node;
-  if (x == nil || x >= fresh_ || !n(x).live || n(x).offset != h.offset || n(x).size != h.size)
+  if (x == nil || x >= fresh_ || !is_live(x) || n(x).offset != h.offset || n(x).size != h.size)
     return false;
   if (lookup_by_offset_) {
     const Found found = owned_find(h.allocation());
@@ -122,28 +135,47 @@ bool BasicOffsetAllocator<Offset>::free(Handle h) noexcept {
 
 // Frees allocated node x (already out of the table).
 template <typename Offset>
-bool BasicOffsetAllocator<Offset>::release(std::uint32_t x) noexcept {
+BUFPOOL_HOT_INLINE bool BasicOffsetAllocator<Offset>::release(std::uint32_t x) noexcept {
+  return placement_ == Placement::exact ? release_as<Placement::exact>(x)
+                                        : release_as<Placement::good_fit>(x);
+}
+
+template <typename Offset>
+template <Placement P>
+bool BasicOffsetAllocator<Offset>::release_as(std::uint32_t x) noexcept {
   const Offset size = n(x).size;
-  n(x).live = false;
+  set_live(x, false);
   // Both neighbours are read before either is touched, so their loads overlap. The sentinel
   // (index 0, where the range ends) is never free.
   const std::uint32_t p = n(x).prev, q = n(x).next;
-  const bool p_free = n(p).is_free, q_free = n(q).is_free;
+  const bool p_free = is_free(p), q_free = is_free(q);
+  // The merged region keeps one node (p's if p is free, else x's) and is linked to what
+  // follows it once, whatever was absorbed.
+  std::uint32_t after = q;
+  Offset merged = size;
   if (q_free) {  // absorb the free region just after
-    bin_remove(q);
-    n(x).size += n(q).size;
-    unlink(q);
+    bin_remove<P>(q);
+    merged += n(q).size;
+    after = n(q).next;
     give_node(q);
   }
   if (p_free) {  // and the one just before
-    bin_remove(p);
-    n(p).size += n(x).size;
-    unlink(x);
+    bin_remove<P>(p);
+    n(p).size += merged;
     give_node(x);
     x = p;
+  } else {
+    n(x).size = merged;
   }
-  n(x).is_free = true;
-  bin_insert(x);
+  if (p_free || q_free) {
+    n(x).next = after;
+    if (after != nil)
+      n(after).prev = x;
+    else
+      tail_ = x;
+  }
+  set_free(x, true);
+  bin_insert<P>(x);
   available_ += size;
   --live_;
   return true;
@@ -162,7 +194,7 @@ template <typename Offset>
 auto BasicOffsetAllocator<Offset>::try_reallocate(Handle h, Offset new_size) noexcept
     -> std::optional<Handle> {
   const std::uint32_t x = h.node;
-  if (new_size == 0 || h.size == 0 || x == nil || x >= fresh_ || !n(x).live ||
+  if (new_size == 0 || h.size == 0 || x == nil || x >= fresh_ || !is_live(x) ||
       n(x).offset != h.offset || n(x).size != h.size)
     return std::nullopt;
   const auto a = resize(x, h.allocation(), new_size);
@@ -175,21 +207,21 @@ auto BasicOffsetAllocator<Offset>::resize(std::uint32_t x, Allocation a, Offset 
     -> std::optional<Allocation> {
   if (new_size == a.size) return a;
   const std::uint32_t q = n(x).next;
-  const bool next_free = q != nil && n(q).is_free;
+  const bool next_free = q != nil && is_free(q);
   if (new_size < a.size) {
     const Offset released = a.size - new_size;
     if (next_free) {
-      bin_remove(q);
+      bin_remove_any(q);
       n(q).offset -= released;
       n(q).size += released;
-      bin_insert(q);
+      bin_insert_any(q);
     } else {
       const std::uint32_t g = take_node();  // cannot run out: see node_count_
       n(g).offset = a.offset + new_size;
       n(g).size = released;
-      n(g).is_free = true;
+      set_free(g, true);
       link_after(x, g);
-      bin_insert(g);
+      bin_insert_any(g);
     }
     n(x).size = new_size;
     available_ += released;
@@ -197,14 +229,14 @@ auto BasicOffsetAllocator<Offset>::resize(std::uint32_t x, Allocation a, Offset 
   }
   const Offset extra = new_size - a.size;
   if (!next_free || n(q).size < extra) return std::nullopt;
-  bin_remove(q);
+  bin_remove_any(q);
   if (n(q).size == extra) {  // takes the whole neighbour: nothing is left of it
     unlink(q);
     give_node(q);
   } else {
     n(q).offset += extra;
     n(q).size -= extra;
-    bin_insert(q);
+    bin_insert_any(q);
   }
   n(x).size = new_size;
   available_ -= extra;
@@ -216,22 +248,22 @@ bool BasicOffsetAllocator<Offset>::grow(Offset new_capacity) noexcept {
   if (new_capacity < capacity_) return false;
   if (new_capacity == capacity_) return true;
   const Offset added = new_capacity - capacity_;
-  if (tail_ != nil && n(tail_).is_free) {
-    bin_remove(tail_);
+  if (tail_ != nil && is_free(tail_)) {
+    bin_remove_any(tail_);
     n(tail_).size += added;
-    bin_insert(tail_);
+    bin_insert_any(tail_);
   } else {
     const std::uint32_t g = take_node();
     n(g).offset = capacity_;
     n(g).size = added;
-    n(g).is_free = true;
+    set_free(g, true);
     if (tail_ == nil) {
       n(g).prev = n(g).next = nil;
       head_ = tail_ = g;
     } else {
       link_after(tail_, g);
     }
-    bin_insert(g);
+    bin_insert_any(g);
   }
   available_ += added;
   capacity_ = new_capacity;
@@ -242,8 +274,10 @@ template <typename Offset>
 Offset BasicOffsetAllocator<Offset>::largest_available() const noexcept {
   const std::size_t b = bins_.last();
   if (b == bin_count) return 0;
-  if (b < exact_limit) return static_cast<Offset>(b);
-  if (placement_ == Placement::exact) return n(tree().maximum(root_[b])).size;
+  if (placement_ == Placement::exact) {
+    if (b < exact_limit) return static_cast<Offset>(b);
+    return n(tree().maximum(root_[b])).size;
+  }
   Offset largest = 0;  // good fit: the class is a list
   for (std::uint32_t x = root_[b]; x != nil; x = n(x).hright)
     largest = std::max(largest, n(x).size);
@@ -259,12 +293,22 @@ auto BasicOffsetAllocator<Offset>::free_regions() const -> std::vector<Region> {
 }
 
 template <typename Offset>
-std::uint32_t BasicOffsetAllocator<Offset>::bin_of(Offset size) noexcept {
+BUFPOOL_HOT_INLINE std::uint32_t BasicOffsetAllocator<Offset>::bin_of(Offset size) noexcept {
   if (size < exact_limit) return static_cast<std::uint32_t>(size);
   const unsigned e = static_cast<unsigned>(std::bit_width(size)) - 1;  // >= exact_bits
   const auto m =
       static_cast<std::uint32_t>(size >> (e - mantissa_bits)) & ((1u << mantissa_bits) - 1);
   return static_cast<std::uint32_t>(exact_limit) + (((e - exact_bits) << mantissa_bits) | m);
+}
+
+// Good fit's classes: exact below 16, then 16 per power of two (a 4-bit mantissa). Fewer and
+// wider than exact placement's, so the few list heads that take most traffic stay in cache.
+template <typename Offset>
+BUFPOOL_HOT_INLINE std::uint32_t BasicOffsetAllocator<Offset>::good_class_of(Offset size) noexcept {
+  if (size < 8) return static_cast<std::uint32_t>(size);
+  const unsigned e = static_cast<unsigned>(std::bit_width(size)) - 1;  // >= 3
+  const auto m = static_cast<std::uint32_t>(size >> (e - 3)) & 7u;
+  return 8 + (((e - 3) << 3) | m);
 }
 
 // The lowest-offset region of the smallest size class in bin b (a non-empty bin; exact).
@@ -279,21 +323,38 @@ std::uint32_t BasicOffsetAllocator<Offset>::first_of_bin(std::size_t b) const no
 // thousands of free regions share one size, where a tree by (size, offset) would be deep.
 // Good fit: a push at the head of the class's list.
 template <typename Offset>
-void BasicOffsetAllocator<Offset>::bin_insert(std::uint32_t x) noexcept {
+void BasicOffsetAllocator<Offset>::bin_insert_any(std::uint32_t x) noexcept {
+  if (placement_ == Placement::exact)
+    bin_insert<Placement::exact>(x);
+  else
+    bin_insert<Placement::good_fit>(x);
+}
+template <typename Offset>
+void BasicOffsetAllocator<Offset>::bin_remove_any(std::uint32_t x) noexcept {
+  if (placement_ == Placement::exact)
+    bin_remove<Placement::exact>(x);
+  else
+    bin_remove<Placement::good_fit>(x);
+}
+
+template <typename Offset>
+template <Placement P>
+BUFPOOL_HOT_INLINE void BasicOffsetAllocator<Offset>::bin_insert(std::uint32_t x) noexcept {
   const Offset size = n(x).size;
-  const std::uint32_t b = bin_of(size);
   ++free_regions_;
-  if (placement_ == Placement::good_fit) {
-    const std::uint32_t head = root_[b];
+  if constexpr (P == Placement::good_fit) {
+    const std::uint32_t c = good_class_of(size);
+    const std::uint32_t head = root_[c];
     n(x).hleft = nil;
     n(x).hright = head;
     if (head != nil)
       n(head).hleft = x;
     else
-      bins_.set(b);
-    root_[b] = x;
+      bins_.set(c);
+    root_[c] = x;
     return;
   }
+  const std::uint32_t b = bin_of(size);
   n(x).hleft = n(x).hright = n(x).hparent = nil;
   n(x).lrank = n(x).rrank = 0;
   if (b < exact_limit) {
@@ -306,9 +367,8 @@ void BasicOffsetAllocator<Offset>::bin_insert(std::uint32_t x) noexcept {
     c = size < n(c).size ? l(c).left : l(c).right;
   if (c == nil) {  // a new size class: x is its heap and its tree node
     const Node* base = nodes_.get();
-    tree().insert(root_[b], x, [base](std::uint32_t l, std::uint32_t r) {
-      return base[l].size < base[r].size;
-    });
+    tree().insert(root_[b], x,
+                  [base](std::uint32_t l, std::uint32_t r) { return base[l].size < base[r].size; });
     bins_.set(b);
   } else {
     const std::uint32_t root = heap_merge(c, x);
@@ -317,17 +377,18 @@ void BasicOffsetAllocator<Offset>::bin_insert(std::uint32_t x) noexcept {
 }
 
 template <typename Offset>
-void BasicOffsetAllocator<Offset>::bin_remove(std::uint32_t x) noexcept {
+template <Placement P>
+BUFPOOL_HOT_INLINE void BasicOffsetAllocator<Offset>::bin_remove(std::uint32_t x) noexcept {
   --free_regions_;
-  if (placement_ == Placement::good_fit) {
+  if constexpr (P == Placement::good_fit) {
     const std::uint32_t p = n(x).hleft, q = n(x).hright;
     if (q != nil) n(q).hleft = p;
     if (p != nil) {
       n(p).hright = q;
     } else {
-      const std::uint32_t b = bin_of(n(x).size);
-      root_[b] = q;
-      if (q == nil) bins_.clear(b);
+      const std::uint32_t c = good_class_of(n(x).size);
+      root_[c] = q;
+      if (q == nil) bins_.clear(c);
     }
     return;
   }
@@ -465,31 +526,28 @@ std::uint32_t BasicOffsetAllocator<Offset>::find_fit(Offset size, Offset align) 
   return lower_bound(size + align - 1);
 }
 
-// Good fit: every region of a class at or above `round_up(need)` holds `need` units, so the
-// first non-empty one gives a fit in O(1). Only when all of them are empty is the request's own
-// class walked for a region that fits (whatever its alignment needs).
+// Good fit: every region of a class at or above the one whose smallest size is at least `need`
+// holds the request, so the first non-empty one gives a fit in O(1). Only when all of them are
+// empty is the request's own class walked for a region that fits (whatever its alignment needs).
 template <typename Offset>
-std::uint32_t BasicOffsetAllocator<Offset>::find_good_fit(Offset size,
-                                                          Offset align) const noexcept {
+BUFPOOL_HOT_INLINE std::uint32_t BasicOffsetAllocator<Offset>::find_good_fit(
+    Offset size, Offset align) const noexcept {
   if (size > std::numeric_limits<Offset>::max() - (align - 1)) return nil;
   const Offset need = size + (align - 1);  // holds `size` wherever the region starts
-  std::size_t c = bin_of(need);
-  if (c >= exact_limit) {
+  std::size_t c = good_class_of(need);
+  if (need >= 8) {
     const unsigned e = static_cast<unsigned>(std::bit_width(need)) - 1;
-    const Offset step = Offset{1} << (e - mantissa_bits);  // the width of need's class
-    if ((need & (step - 1)) != 0) ++c;  // need is above its class's smallest size
+    const Offset step = Offset{1} << (e - 3);  // the width of need's class
+    if ((need & (step - 1)) != 0) ++c;         // need is above its class's smallest size
   }
-  if (c < bin_count) {
-    const std::size_t b = bins_.next(c);
-    if (b != bin_count) return root_[b];
-  }
-  const std::size_t own = bin_of(size);
-  for (std::size_t b = own; b < std::min(c, bin_count); b = bins_.next(b + 1)) {
+  const std::size_t found = c < bin_count ? bins_.next(c) : bin_count;
+  if (found != bin_count) return root_[found];
+  for (std::size_t b = bins_.next(good_class_of(size)); b < std::min(c, bin_count);
+       b = b + 1 < bin_count ? bins_.next(b + 1) : bin_count) {
     for (std::uint32_t x = root_[b]; x != nil; x = n(x).hright) {
       const Offset gap = align_up(n(x).offset, align) - n(x).offset;
       if (n(x).size >= size && n(x).size - size >= gap) return x;
     }
-    if (b + 1 >= bin_count) break;
   }
   return nil;
 }
@@ -583,7 +641,7 @@ void BasicOffsetAllocator<Offset>::owned_erase(const Found& f) noexcept {
 
 // --- nodes and address order -------------------------------------------------------------------
 template <typename Offset>
-std::uint32_t BasicOffsetAllocator<Offset>::take_node() noexcept {
+BUFPOOL_HOT_INLINE std::uint32_t BasicOffsetAllocator<Offset>::take_node() noexcept {
   // Never runs out: regions never outnumber 2 * live + 1 and live <= max_allocations_.
   if (unused_ == nil) return fresh_++;  // a node never used: zero pages until now
   const std::uint32_t x = unused_;
@@ -592,15 +650,16 @@ std::uint32_t BasicOffsetAllocator<Offset>::take_node() noexcept {
 }
 
 template <typename Offset>
-void BasicOffsetAllocator<Offset>::give_node(std::uint32_t x) noexcept {
-  n(x).is_free = false;
-  n(x).live = false;
+BUFPOOL_HOT_INLINE void BasicOffsetAllocator<Offset>::give_node(std::uint32_t x) noexcept {
+  set_free(x, false);
+  set_live(x, false);
   n(x).next = unused_;
   unused_ = x;
 }
 
 template <typename Offset>
-void BasicOffsetAllocator<Offset>::link_after(std::uint32_t x, std::uint32_t y) noexcept {
+BUFPOOL_HOT_INLINE void BasicOffsetAllocator<Offset>::link_after(std::uint32_t x,
+                                                                 std::uint32_t y) noexcept {
   n(y).prev = x;  // y goes right after x
   n(y).next = n(x).next;
   if (n(x).next != nil)
@@ -611,7 +670,8 @@ void BasicOffsetAllocator<Offset>::link_after(std::uint32_t x, std::uint32_t y) 
 }
 
 template <typename Offset>
-void BasicOffsetAllocator<Offset>::link_before(std::uint32_t x, std::uint32_t y) noexcept {
+BUFPOOL_HOT_INLINE void BasicOffsetAllocator<Offset>::link_before(std::uint32_t x,
+                                                                  std::uint32_t y) noexcept {
   n(y).next = x;  // y goes right before x
   n(y).prev = n(x).prev;
   if (n(x).prev != nil)
@@ -622,7 +682,7 @@ void BasicOffsetAllocator<Offset>::link_before(std::uint32_t x, std::uint32_t y)
 }
 
 template <typename Offset>
-void BasicOffsetAllocator<Offset>::unlink(std::uint32_t x) noexcept {
+BUFPOOL_HOT_INLINE void BasicOffsetAllocator<Offset>::unlink(std::uint32_t x) noexcept {
   if (n(x).prev != nil)
     n(n(x).prev).next = n(x).next;
   else
@@ -636,6 +696,7 @@ void BasicOffsetAllocator<Offset>::unlink(std::uint32_t x) noexcept {
 template <typename Offset>
 void BasicOffsetAllocator<Offset>::reset(Offset capacity) noexcept {
   nodes_.zero();  // also gives the pages back
+  flags_.zero();
   links_.zero();
   if (lookup_by_offset_) buckets_.zero();
   start_empty(capacity);

@@ -27,13 +27,29 @@ struct OffsetAllocatorInspector {
       if (node.prev != prev) return "prev link";
       if (node.offset != expect) return "regions do not tile the range";
       if (node.size == 0) return "empty region";
-      if (node.is_free && prev != A::nil && a.n(prev).is_free) return "adjacent free regions";
-      free_count += node.is_free;
+      if (a.is_free(x) && prev != A::nil && a.is_free(prev)) return "adjacent free regions";
+      if (a.is_free(x) == a.is_live(x)) return "a region neither free nor live, or both";
+      free_count += a.is_free(x);
       expect = node.offset + node.size;
       prev = x;
     }
     if (a.tail_ != prev || expect != a.capacity_) return "tail";
     if (free_count != a.free_region_count()) return "free region count";
+    if (a.placement() == Placement::good_fit) {  // lists: back links, the right class
+      std::size_t in_lists = 0;
+      for (std::size_t b = 0; b < A::bin_count; ++b) {
+        if (a.bins_.test(b) != (a.root_[b] != A::nil)) return "class bitmap";
+        std::uint32_t before = A::nil;
+        for (std::uint32_t x = a.root_[b]; x != A::nil; x = a.n(x).hright) {
+          if (!a.is_free(x)) return "allocated region in a list";
+          if (A::good_class_of(a.n(x).size) != b) return "region in the wrong class";
+          if (a.n(x).hleft != before) return "list back link";
+          before = x;
+          ++in_lists;
+        }
+      }
+      return in_lists == free_count ? "" : "free regions missing from the lists";
+    }
     // Heaps: offset order, parent links, cached ranks, left-heavy shape, one size per heap.
     std::size_t in_heaps = 0;
     std::string error;
@@ -41,7 +57,7 @@ struct OffsetAllocatorInspector {
       if (x == A::nil) return 0;
       const auto& node = a.n(x);
       ++in_heaps;
-      if (!node.is_free) error = "allocated region in a heap";
+      if (!a.is_free(x)) error = "allocated region in a heap";
       if (node.size != size) error = "wrong size in a heap";
       if (node.hparent != parent) error = "heap parent link";
       if (parent != A::nil && a.n(parent).offset > node.offset) error = "heap order";
@@ -573,6 +589,171 @@ TEST(OffsetAllocator, AllocateThrowsTheErrorThatTryAllocateReports) {
   a.try_allocate(101, 1, ec);
   EXPECT_EQ(ec, errc::too_large);
   EXPECT_FALSE(a.try_allocate(101));
+}
+
+}  // namespace
+}  // namespace bufpool
+
+namespace bufpool {
+namespace {
+
+// Good fit, freed through handles, with and without the table by offset: sizes from 1 to
+// 40,000 units with random alignments; frees (and double frees, refused), shrinks and grows.
+// After every step against the brute-force model: the allocation lies in a free region, a
+// request fails only when no free region holds it at its alignment, the totals, the largest
+// region; often the full list of free regions and the structure.
+void good_fit_against_model(bool lookup_by_offset) {
+  constexpr std::uint64_t seed = 0x600df17;
+  std::printf("offset allocator good-fit model: seed=%llu lookup=%d\n",
+              static_cast<unsigned long long>(seed), lookup_by_offset);
+  std::mt19937_64 rng(seed);
+  constexpr std::uint32_t capacity = 1u << 19;
+  OffsetAllocator a(capacity, {.max_allocations = 64,
+                               .placement = Placement::good_fit,
+                               .lookup_by_offset = lookup_by_offset});
+  RegionModel model(capacity);
+  std::vector<OffsetAllocator::Handle> live;
+  auto fits_somewhere = [&](std::uint64_t size, std::uint64_t align) {
+    for (auto [o, s] : model.free) {
+      const std::uint64_t start = (o + align - 1) & ~(align - 1);
+      if (start + size <= o + s) return true;
+    }
+    return false;
+  };
+  for (int step = 0; step < 60'000; ++step) {
+    const auto roll = rng() % 100;
+    if (live.empty() || roll < 50) {
+      const auto size = static_cast<std::uint32_t>(1 + rng() % (rng() % 4 == 0 ? 40'000 : 300));
+      const auto align = std::uint32_t{1} << (rng() % 4 == 0 ? rng() % 7 : 0);
+      std::error_code ec;
+      const auto h = a.try_allocate_handle(size, align, ec);
+      if (ec) {
+        ASSERT_EQ(ec, errc::out_of_memory) << "step " << step;
+        ASSERT_TRUE(live.size() == 64 || !fits_somewhere(size, align))
+            << "step " << step << ": refused " << size << " (align " << align
+            << ") although a region holds it";
+        continue;
+      }
+      ASSERT_EQ(h.offset % align, 0u) << "step " << step;
+      auto it = model.free.upper_bound(h.offset);
+      ASSERT_NE(it, model.free.begin()) << "step " << step;
+      --it;
+      ASSERT_LE(h.offset + size, it->first + it->second) << "step " << step << ": overlap";
+      model.take(h.offset, size);
+      live.push_back(h);
+    } else if (roll < 85) {
+      const std::size_t i = rng() % live.size();
+      ASSERT_TRUE(a.free(live[i])) << "step " << step;
+      ASSERT_FALSE(a.free(live[i])) << "step " << step << ": a double free was taken";
+      model.give(live[i].offset, live[i].size);
+      live[i] = live.back();
+      live.pop_back();
+    } else {
+      const std::size_t i = rng() % live.size();
+      OffsetAllocator::Handle& h = live[i];
+      const auto new_size = static_cast<std::uint32_t>(1 + rng() % (2 * h.size + 8));
+      const auto next = model.free.find(h.offset + h.size);
+      const bool can =
+          new_size <= h.size || (next != model.free.end() && next->second >= new_size - h.size);
+      const auto r = a.try_reallocate(h, new_size);
+      ASSERT_EQ(r.has_value(), can) << "step " << step;
+      if (r) {
+        if (new_size < h.size) model.give(h.offset + new_size, h.size - new_size);
+        if (new_size > h.size) model.take(h.offset + h.size, new_size - h.size);
+        if (new_size != h.size) EXPECT_FALSE(a.free(h)) << "the old handle is stale";
+        h = *r;
+      }
+    }
+    std::uint64_t free_units = 0;
+    for (auto [o, s] : model.free)
+      free_units += s;
+    ASSERT_EQ(a.total_available(), free_units) << "step " << step;
+    ASSERT_EQ(a.largest_available(), model.largest()) << "step " << step;
+    ASSERT_EQ(a.free_region_count(), model.free.size()) << "step " << step;
+    if (step % 61 == 0) {
+      ASSERT_EQ(detail::OffsetAllocatorInspector::check(a), "") << "step " << step;
+      std::size_t k = 0;
+      for (auto r : a.free_regions()) {
+        auto it = model.free.find(r.offset);
+        ASSERT_TRUE(it != model.free.end() && it->second == r.size) << "step " << step;
+        ++k;
+      }
+      ASSERT_EQ(k, model.free.size());
+    }
+  }
+  for (const auto& h : live)
+    ASSERT_TRUE(a.free(h));
+  EXPECT_EQ(a.total_available(), capacity);
+  EXPECT_EQ(a.free_region_count(), 1u) << "everything coalesced back";
+}
+
+TEST(OffsetAllocatorGoodFit, RandomizedAgainstModelWithTheTable) {
+  good_fit_against_model(true);
+}
+TEST(OffsetAllocatorGoodFit, RandomizedAgainstModelWithHandlesOnly) {
+  good_fit_against_model(false);
+}
+
+// The cases on which sebbbi/OffsetAllocator and its ports are known to fail, in every mode.
+TEST(OffsetAllocatorGoodFit, KnownPeerFailuresInEveryMode) {
+  for (Placement placement : {Placement::exact, Placement::good_fit}) {
+    for (bool lookup : {true, false}) {
+      SCOPED_TRACE(testing::Message()
+                   << "good_fit=" << (placement == Placement::good_fit) << " lookup=" << lookup);
+      const OffsetAllocatorOptions o{
+          .max_allocations = 65536, .placement = placement, .lookup_by_offset = lookup};
+      {
+        OffsetAllocator a(324, o);
+        a.allocate_handle(255);
+        EXPECT_EQ(a.allocate_handle(67).offset, 255u);  // 69 units are free: it fits
+      }
+      {
+        auto two = o;
+        two.max_allocations = 2;  // room for exactly two allocations
+        OffsetAllocator a(36864, two);
+        a.allocate_handle(1000);
+        a.allocate_handle(1000);
+        std::error_code ec;
+        a.try_allocate_handle(1000, 1, ec);
+        EXPECT_EQ(ec, errc::out_of_memory);
+      }
+      {
+        OffsetAllocator a(513, o);
+        EXPECT_EQ(a.allocate_handle(513).size, 513u);
+      }
+    }
+  }
+}
+
+TEST(OffsetAllocatorHandle, FreeChecksTheNodeAndTheTableIsOptional) {
+  OffsetAllocator a(1000, {.max_allocations = 16, .lookup_by_offset = false});
+  const auto h = a.allocate_handle(100);
+  EXPECT_NE(h.node, 0u);
+  EXPECT_FALSE(a.free(h.allocation())) << "no table: {offset, size} cannot be freed";
+  EXPECT_FALSE(a.try_reallocate(h.allocation(), 50).has_value());
+  auto wrong = h;
+  wrong.size = 99;
+  EXPECT_FALSE(a.free(wrong));
+  wrong = h;
+  wrong.node = 12345;  // beyond any node ever used
+  EXPECT_FALSE(a.free(wrong));
+  EXPECT_EQ(a.allocations(), 1u);
+  EXPECT_TRUE(a.free(h));
+  EXPECT_FALSE(a.free(h)) << "double free";
+  EXPECT_EQ(a.total_available(), 1000u);
+  EXPECT_TRUE(a.free(OffsetAllocator::Handle{}));  // the empty allocation: a no-op
+}
+
+TEST(OffsetAllocatorHandle, WithTheTableBothFormsFreeTheSameAllocation) {
+  OffsetAllocator a(1000);
+  const auto h = a.allocate_handle(100);
+  const auto b = a.allocate_handle(200);
+  EXPECT_TRUE(a.free(h.allocation()));
+  EXPECT_FALSE(a.free(h)) << "freed through the other form already";
+  EXPECT_TRUE(a.free(b));
+  EXPECT_FALSE(a.free(b.allocation()));
+  EXPECT_EQ(a.total_available(), 1000u);
+  EXPECT_EQ(a.free_region_count(), 1u);
 }
 
 }  // namespace

@@ -27,10 +27,11 @@ enum class Placement : std::uint8_t {
   /// The smallest free region that holds the request, the lowest offset among equal sizes:
   /// the least fragmentation, O(log n).
   exact,
-  /// A region of the first non-empty size class that holds any request of the size (classes
-  /// are exact below 4,096 units, then 16 per power of two), whichever of the class comes
-  /// first: O(1) but for one case. When every class above is empty, the request's own class is
-  /// searched for a region that fits, so a request fails only when no free region holds it.
+  /// The region freed last in the first non-empty size class all of whose regions hold the
+  /// request (classes: exact below 16 units, then 16 per power of two, so a region is at most
+  /// about 1/16 larger than its class's smallest size): O(1) but for one case. When every such
+  /// class is empty, the classes from the request's own size up are searched for a region that
+  /// fits, so a request fails only when no free region holds it.
   good_fit,
 };
 
@@ -148,7 +149,7 @@ class BasicOffsetAllocator {
   template <typename F>
   void for_each_free_region(F&& f) const {
     for (std::uint32_t x = head_; x != nil; x = n(x).next)
-      if (n(x).is_free) f(Region{n(x).offset, n(x).size});
+      if (is_free(x)) f(Region{n(x).offset, n(x).size});
   }
   /// The free regions in address order (allocates the vector: for reports, not hot paths).
   std::vector<Region> free_regions() const;
@@ -177,10 +178,16 @@ class BasicOffsetAllocator {
     // Leftist heap ranks of the two children (a node's own rank is rrank + 1, an empty heap's
     // is 0). Kept in the parent so that restoring the shape never loads a left child.
     std::uint8_t lrank = 0, rrank = 0;
-    bool is_free = false;
-    bool live = false;  // an allocation's node (what free(Handle) checks)
   };
   static_assert(sizeof(Offset) != 4 || sizeof(Node) == 32, "a 32-bit node is 32 bytes");
+  // Per node, apart from Node: free() reads both neighbours' flags, and touches a neighbour's
+  // node only to merge it (a free region is never next to another: most neighbours are live).
+  static constexpr std::uint8_t free_flag = 1;  // a free region
+  static constexpr std::uint8_t live_flag = 2;  // an allocation (what free(Handle) checks)
+  bool is_free(std::uint32_t x) const noexcept { return (flags_[x] & free_flag) != 0; }
+  bool is_live(std::uint32_t x) const noexcept { return (flags_[x] & live_flag) != 0; }
+  void set_free(std::uint32_t x, bool on) noexcept { flags_[x] = on ? free_flag : 0; }
+  void set_live(std::uint32_t x, bool on) noexcept { flags_[x] = on ? live_flag : 0; }
   // Red-black links, apart from Node because few regions need them: the root of a heap of a
   // size at or above exact_limit (in its bin's tree), and an allocation in the overflow tree.
   struct Link {
@@ -204,6 +211,7 @@ class BasicOffsetAllocator {
   };
 
   static std::uint32_t bin_of(Offset size) noexcept;
+  static std::uint32_t good_class_of(Offset size) noexcept;
   Node& n(std::uint32_t i) noexcept { return nodes_[i]; }
   const Node& n(std::uint32_t i) const noexcept { return nodes_[i]; }
   detail::IndexRbTree<Link> tree() const noexcept {
@@ -212,11 +220,19 @@ class BasicOffsetAllocator {
   Link& l(std::uint32_t i) noexcept { return links_[i]; }
   const Link& l(std::uint32_t i) const noexcept { return links_[i]; }
 
+  template <Placement P>
+  Handle allocate_as(Offset size, Offset align, std::error_code& ec) noexcept;
   bool release(std::uint32_t x) noexcept;
+  template <Placement P>
+  bool release_as(std::uint32_t x) noexcept;
   std::optional<Allocation> resize(std::uint32_t x, Allocation a, Offset new_size) noexcept;
   std::uint32_t first_of_bin(std::size_t b) const noexcept;
+  template <Placement P>
   void bin_insert(std::uint32_t x) noexcept;
+  template <Placement P>
   void bin_remove(std::uint32_t x) noexcept;
+  void bin_insert_any(std::uint32_t x) noexcept;
+  void bin_remove_any(std::uint32_t x) noexcept;
   std::uint32_t heap_merge(std::uint32_t a, std::uint32_t b) noexcept;
   std::uint8_t heap_rank(std::uint32_t x) const noexcept;
   void heap_fix_ranks(std::uint32_t p, bool left, std::uint8_t rank) noexcept;
@@ -238,6 +254,7 @@ class BasicOffsetAllocator {
 
   detail::ZeroedArray<Node> nodes_;
   detail::ZeroedArray<Link> links_;
+  detail::ZeroedArray<std::uint8_t> flags_;
   std::uint32_t node_count_ = 0;
   std::uint32_t unused_ = nil;  // chain of released nodes, through `next`
   std::uint32_t fresh_ = 1;     // nodes from here on were never used
