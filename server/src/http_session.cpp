@@ -25,6 +25,7 @@
 #include <memory>
 
 #include <bufpool/app/json.hpp>
+#include "http_routes.hpp"
 #include "server.hpp"
 
 namespace bufpool::server {
@@ -147,6 +148,20 @@ struct RequestDeleter {
 };
 using RequestPtr = std::unique_ptr<RequestContext, RequestDeleter>;
 
+// One request and its response: what was parsed from its header, and what its handling has
+// decided so far. Lives in the frame of the coroutine that handles the request.
+struct Exchange {
+  RequestParser& parser;
+  RequestContext* context = nullptr;  // nullptr for a header that did not parse
+  boost::optional<std::uint64_t> content_length;
+  bool chunked = false;
+  bool keep_alive = false;
+  bool http10 = false;           // keep-alive must be said in the response
+  bool head = false;             // a HEAD: every response, errors included, goes without its body
+  bool expect_continue = false;  // the client waits for "100 Continue" before its body
+  bool body_read = true;         // false while a body is unread (then the connection closes)
+};
+
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
  public:
   HttpConnection(Server& server, tcp::socket socket)
@@ -216,8 +231,6 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   asio::awaitable<void> serve() {
     for (;;) {
       if (server_.draining() || close_after_response_) co_return;
-      head_request_ = false;
-      http10_ = false;
       arena_.reset();  // the previous request's parser is gone
       RequestParser parser(std::piecewise_construct, std::make_tuple(),
                            std::make_tuple(ArenaAllocator<char>(&arena_)));
@@ -254,9 +267,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       disarm();
       if (ec) {
         const int status = ec == http::error::header_limit ? 431 : 400;
-        keep_alive_ = false;
-        request_ = nullptr;
-        co_await send_error(status,
+        Exchange x{parser};  // no request to speak of: the connection closes after the answer
+        co_await send_error(x, status,
                             ec == http::error::header_limit ? "header_too_large" : "bad_request",
                             ec.message());
         auto& c = server_.counters();
@@ -285,88 +297,24 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     info_->touch();
   }
 
-  // --- requests ------------------------------------------------------------------------------
+  // --- requests: parse, route, act ----------------------------------------------------------
   // Returns false when the connection must close after this request.
   asio::awaitable<bool> handle(RequestParser& parser) {
-    parser_ = &parser;
     auto& req = parser.get();
     RequestPtr rc(new (server_.request_nodes().allocate()) RequestContext{});
     rc->start_ns = now_ns();
     rc->connection_id = info_->id;
-    request_ = rc.get();
-    keep_alive_ = req.keep_alive();
-    http10_ = req.version() < 11;  // an HTTP/1.0 client keeps the connection only if told so
-    const auto length = parser.content_length();
-    const bool chunked = parser.chunked();
-    body_read_ = !chunked && !(length && *length > 0);  // no body: nothing left to read
-    const std::string_view target(req.target().data(), req.target().size());
-    const auto q = target.find('?');
-    const std::string_view path = target.substr(0, q);
-    const std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
-    const auto method = req.method();
-    expect_continue_ = beast::iequals(req[http::field::expect], "100-continue");
-    head_request_ = method == http::verb::head;
+    Exchange x{parser, rc.get()};
+    x.content_length = parser.content_length();
+    x.chunked = parser.chunked();
+    x.keep_alive = req.keep_alive();
+    x.http10 = req.version() < 11;  // an HTTP/1.0 client keeps the connection only if told so
+    x.head = req.method() == http::verb::head;
+    x.expect_continue = beast::iequals(req[http::field::expect], "100-continue");
+    x.body_read = !x.chunked && !(x.content_length && *x.content_length > 0);  // no body
 
-    constexpr std::string_view buffers_prefix = "/v1/buffers/";
-    if (path.starts_with(buffers_prefix)) {
-      const std::string_view key = path.substr(buffers_prefix.size());
-      if (!valid_key(key)) {
-        co_await send_error(400, "bad_key", "keys are 1 to 250 bytes of [A-Za-z0-9._~-]");
-      } else if (method == http::verb::put) {
-        co_await put(key, length, chunked);
-      } else if (method == http::verb::get || method == http::verb::head) {
-        co_await get(key, method == http::verb::head);
-      } else if (method == http::verb::delete_) {
-        if (server_.store().erase(key)) {
-          co_await send(204, {}, {}, {}, 0, false);
-        } else {
-          co_await send_error(404, "not_found", "no such key");
-        }
-      } else {
-        co_await send_error(405, "method_not_allowed", "use GET, HEAD, PUT or DELETE",
-                            "Allow: GET, HEAD, PUT, DELETE\r\n");
-      }
-    } else if (path == "/v1/echo") {
-      if (method == http::verb::post) {
-        co_await echo(length, chunked);
-      } else {
-        co_await send_error(405, "method_not_allowed", "use POST", "Allow: POST\r\n");
-      }
-    } else if (path == "/v1/stats" || path == "/metrics" || path == "/healthz" ||
-               path == "/v1/connections") {
-      if (method != http::verb::get && method != http::verb::head) {
-        co_await send_error(405, "method_not_allowed", "use GET", "Allow: GET, HEAD\r\n");
-      } else if (path == "/v1/stats") {
-        co_await send_text(200, "application/json", server_.stats_json(),
-                           method == http::verb::head);
-      } else if (path == "/metrics") {
-        co_await send_text(200, "text/plain; version=0.0.4; charset=utf-8", server_.metrics_text(),
-                           method == http::verb::head);
-      } else if (path == "/healthz") {
-        if (server_.draining()) {
-          co_await send_text(503, "text/plain", "draining\n", method == http::verb::head);
-        } else {
-          co_await send_text(200, "text/plain", "ok\n", method == http::verb::head);
-        }
-      } else {
-        std::string_view sort = "idle";
-        if (query.starts_with("sort="))
-          sort = query.substr(5);
-        else if (!query.empty())
-          sort = "";
-        if (sort == "idle" || sort == "bytes" || sort == "age") {
-          const auto order = sort == "idle"    ? ConnectionTable::Order::idle
-                             : sort == "bytes" ? ConnectionTable::Order::bytes
-                                               : ConnectionTable::Order::age;
-          co_await send_text(200, "application/json", server_.connections_json(order),
-                             method == http::verb::head);
-        } else {
-          co_await send_error(400, "bad_sort", "sort is idle, bytes or age");
-        }
-      }
-    } else {
-      co_await send_error(404, "not_found", "no such resource");
-    }
+    const std::string_view target(req.target().data(), req.target().size());
+    co_await act(x, route(target), req.method());
 
     auto& c = server_.counters();
     c.add(c.http_requests);
@@ -377,12 +325,64 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
                    std::string_view(req.method_string().data(), req.method_string().size()), target,
                    rc->status, rc->bytes_in, rc->bytes_out, (now_ns() - rc->start_ns) / 1000);
     }
-    request_ = nullptr;
-    if (!body_read_) {  // answered without reading the body: it cannot be framed, so close
+    if (!x.body_read) {  // answered without reading the body: it cannot be framed, so close
       co_await linger();
       co_return false;
     }
-    co_return keep_alive_ && !close_after_response_ && !server_.draining() && socket_.is_open();
+    co_return x.keep_alive && !close_after_response_ && !server_.draining() && socket_.is_open();
+  }
+
+  // What the route names, for this method.
+  asio::awaitable<void> act(Exchange& x, const Route& r, http::verb method) {
+    if (r.resource == Resource::none) {
+      co_await send_error(x, 404, "not_found", "no such resource");
+      co_return;
+    }
+    if (r.resource == Resource::buffer && !valid_key(r.key)) {
+      co_await send_error(x, 400, "bad_key", "keys are 1 to 250 bytes of [A-Za-z0-9._~-]");
+      co_return;
+    }
+    if (!r.takes(method)) {
+      co_await send_error(x, 405, "method_not_allowed", r.usage, r.allow);
+      co_return;
+    }
+    switch (r.resource) {
+      case Resource::buffer:
+        if (method == http::verb::put) {
+          co_await put(x, r.key);
+        } else if (method == http::verb::delete_) {
+          co_await erase(x, r.key);
+        } else {
+          co_await get(x, r.key);
+        }
+        break;
+      case Resource::echo:
+        co_await echo(x);
+        break;
+      case Resource::stats:
+        co_await send_text(x, 200, "application/json", server_.stats_json());
+        break;
+      case Resource::metrics:
+        co_await send_text(x, 200, "text/plain; version=0.0.4; charset=utf-8",
+                           server_.metrics_text());
+        break;
+      case Resource::healthz:
+        if (server_.draining()) {
+          co_await send_text(x, 503, "text/plain", "draining\n");
+        } else {
+          co_await send_text(x, 200, "text/plain", "ok\n");
+        }
+        break;
+      case Resource::connections:
+        if (const auto order = connections_order(r.query)) {
+          co_await send_text(x, 200, "application/json", server_.connections_json(*order));
+        } else {
+          co_await send_error(x, 400, "bad_sort", "sort is idle, bytes or age");
+        }
+        break;
+      case Resource::none:
+        break;
+    }
   }
 
   // Reads a Content-Length body into a new pool buffer. On failure the response has been sent
@@ -391,15 +391,16 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     bool ok = false;
     Buffer buffer;
   };
-  asio::awaitable<Body> read_body(const boost::optional<std::uint64_t>& length, bool chunked) {
-    if (chunked) co_return co_await read_chunked_body();
+  asio::awaitable<Body> read_body(Exchange& x) {
+    if (x.chunked) co_return co_await read_chunked_body(x);
+    const auto& length = x.content_length;
     if (!length) {
-      co_await send_error(411, "length_required", "a Content-Length body is required");
+      co_await send_error(x, 411, "length_required", "a Content-Length body is required");
       co_return Body{};
     }
     const std::uint64_t len = *length;
     if (len > config_.max_object_size) {
-      co_await send_error(413, "too_large",
+      co_await send_error(x, 413, "too_large",
                           fmt::format("the limit is {} bytes", config_.max_object_size));
       co_return Body{};
     }
@@ -411,18 +412,18 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       if (ec) {
         if (ec == make_error_code(errc::timed_out)) {
           server_.counters().add(server_.counters().alloc_timeouts);
-          co_await send_error(503, "no_memory", "no pool memory within the alloc timeout",
+          co_await send_error(x, 503, "no_memory", "no pool memory within the alloc timeout",
                               "Retry-After: 1\r\n");
         } else if (ec == make_error_code(errc::too_large)) {
-          co_await send_error(413, "too_large", ec.message());
+          co_await send_error(x, 413, "too_large", ec.message());
         } else {
-          co_await send_error(503, "unavailable", ec.message(), "Retry-After: 1\r\n");
+          co_await send_error(x, 503, "unavailable", ec.message(), "Retry-After: 1\r\n");
         }
         co_return Body{};
       }
       body.buffer = std::move(buffer);
     }
-    const bool continued = co_await send_continue();
+    const bool continued = co_await send_continue(x);
     if (!continued) co_return Body{};
     // Bytes that came in with the header read are copied (the one copy); the rest is read from
     // the socket straight into the pool buffer.
@@ -431,28 +432,28 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     const error_code ec = co_await detail::read_through(
         socket_, buffer_, {body.buffer.data(), static_cast<std::size_t>(len)}, before, after);
     if (ec) {
-      body_stopped_short(ec);  // the buffer goes back to the pool
+      body_stopped_short(x, ec);  // the buffer goes back to the pool
       co_return Body{};
     }
     disarm();
-    body_read_ = true;
-    request_->bytes_in = len;
+    x.body_read = true;
+    x.context->bytes_in = len;
     body.ok = true;
     co_return body;
   }
 
   // A body that stopped short (the client went away or was too slow): nothing is stored, and the
   // connection is finished, with nothing left to frame.
-  void body_stopped_short(const error_code& ec) {
+  void body_stopped_short(Exchange& x, const error_code& ec) {
     server_.counters().add(server_.counters().incomplete_bodies);
     note_broken_request(ec);
-    body_read_ = true;
-    keep_alive_ = false;
+    x.body_read = true;
+    x.keep_alive = false;
   }
 
   // "100 Continue" when the client asked for it; false if the connection failed.
-  asio::awaitable<bool> send_continue() {
-    if (!expect_continue_) co_return true;
+  asio::awaitable<bool> send_continue(const Exchange& x) {
+    if (!x.expect_continue) co_return true;
     static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
     arm(config_.read_timeout);
     auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(cont), as_tuple(use_awaitable));
@@ -463,8 +464,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   // blocks taken as they arrive (never waiting: no memory now is a 503), up to max_object_size
   // (else 413). The chain then becomes one buffer: its own block when the body fits one, else one
   // copy; a Content-Length body needs no copy at all.
-  asio::awaitable<Body> read_chunked_body() {
-    RequestParser& parser = *parser_;
+  asio::awaitable<Body> read_chunked_body(Exchange& x) {
+    RequestParser& parser = x.parser;
     BufferChain chain(server_.pool(), config_.max_object_size);
     bool refused = false;
     auto on_chunk = [&](std::uint64_t, std::string_view data, error_code& ec) -> std::size_t {
@@ -479,7 +480,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       }
     };
     parser.on_chunk_body(on_chunk);
-    const bool continued = co_await send_continue();
+    const bool continued = co_await send_continue(x);
     if (!continued) co_return Body{};
     std::size_t total = 0;
     while (!parser.is_done()) {
@@ -489,16 +490,16 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       if (ec) {
         disarm();
         if (refused && chain.out_of_memory()) {
-          co_await send_error(503, "no_memory", "no pool memory for the chunked body",
+          co_await send_error(x, 503, "no_memory", "no pool memory for the chunked body",
                               "Retry-After: 1\r\n");
         } else if (refused) {
-          co_await send_error(413, "too_large",
+          co_await send_error(x, 413, "too_large",
                               fmt::format("the limit is {} bytes", config_.max_object_size));
         } else if (ec == http::error::end_of_stream || ec == asio::error::eof ||
                    ec == asio::error::operation_aborted || !socket_.is_open()) {
-          body_stopped_short(ec);  // the chain's blocks go back to the pool
+          body_stopped_short(x, ec);  // the chain's blocks go back to the pool
         } else {
-          co_await send_error(400, "bad_request", ec.message());
+          co_await send_error(x, 400, "bad_request", ec.message());
         }
         co_return Body{};
       }
@@ -506,14 +507,14 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       received(n);
     }
     disarm();
-    body_read_ = true;
-    request_->bytes_in = total;
+    x.body_read = true;
+    x.context->bytes_in = total;
     Body body;
     if (chain.size() > 0) {
       std::error_code ec;
       body.buffer = chain.take(ec);
       if (ec) {
-        co_await send_error(503, "no_memory", ec.message(), "Retry-After: 1\r\n");
+        co_await send_error(x, 503, "no_memory", ec.message(), "Retry-After: 1\r\n");
         co_return Body{};
       }
     }
@@ -521,63 +522,71 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     co_return body;
   }
 
-  asio::awaitable<void> put(std::string_view key, const boost::optional<std::uint64_t>& length,
-                            bool chunked) {
-    Body body = co_await read_body(length, chunked);
+  asio::awaitable<void> put(Exchange& x, std::string_view key) {
+    Body body = co_await read_body(x);
     if (!body.ok) co_return;
     switch (server_.store().put(key, SharedBuffer(std::move(body.buffer)))) {
       case BufferStore::PutResult::created:
-        co_await send(201, {}, {}, {}, 0, false);
+        co_await send(x, 201, {}, {}, {}, 0);
         break;
       case BufferStore::PutResult::replaced:
-        co_await send(204, {}, {}, {}, 0, false);
+        co_await send(x, 204, {}, {}, {}, 0);
         break;
       case BufferStore::PutResult::no_room:
-        co_await send_error(507, "key_space_full", "the key arena or max_keys is full");
+        co_await send_error(x, 507, "key_space_full", "the key arena or max_keys is full");
         break;
     }
   }
 
-  asio::awaitable<void> get(std::string_view key, bool head) {
+  asio::awaitable<void> get(Exchange& x, std::string_view key) {
     std::optional<SharedBuffer> value = server_.store().get(key);
     if (!value) {
-      co_await send_error(404, "not_found", "no such key");
+      co_await send_error(x, 404, "not_found", "no such key");
       co_return;
     }
     // `value` holds a reference: the bytes stay alive for the whole write, whatever happens to
     // the key meanwhile.
-    co_await send(200, "application/octet-stream", {},
-                  asio::const_buffer(value->data(), value->size()), value->size(), head);
+    co_await send(x, 200, "application/octet-stream", {},
+                  asio::const_buffer(value->data(), value->size()), value->size());
   }
 
-  asio::awaitable<void> echo(const boost::optional<std::uint64_t>& length, bool chunked) {
-    Body body = co_await read_body(length, chunked);
+  asio::awaitable<void> erase(Exchange& x, std::string_view key) {
+    if (server_.store().erase(key)) {
+      co_await send(x, 204, {}, {}, {}, 0);
+    } else {
+      co_await send_error(x, 404, "not_found", "no such key");
+    }
+  }
+
+  asio::awaitable<void> echo(Exchange& x) {
+    Body body = co_await read_body(x);
     if (!body.ok) co_return;
-    co_await send(200, "application/octet-stream", {},
-                  asio::const_buffer(body.buffer.data(), body.buffer.size()), body.buffer.size(),
-                  false);
+    co_await send(x, 200, "application/octet-stream", {},
+                  asio::const_buffer(body.buffer.data(), body.buffer.size()), body.buffer.size());
   }
 
-  // --- responses -------------------------------------------------------------------------------
-  asio::awaitable<void> send_error(int status, std::string_view code, std::string_view message,
-                                   std::string_view extra = {}) {
+  // --- responses: one writer -----------------------------------------------------------------
+  asio::awaitable<void> send_error(Exchange& x, int status, std::string_view code,
+                                   std::string_view message, std::string_view extra = {}) {
     std::string body =
         fmt::format("{{\"error\": \"{}\", \"code\": \"{}\"}}\n", json_escape(message), code);
-    if (!body_read_) keep_alive_ = false;
-    co_await send_text(status, "application/json", std::move(body), false, extra);
+    if (!x.body_read) x.keep_alive = false;
+    co_await send_text(x, status, "application/json", std::move(body), extra);
   }
 
-  asio::awaitable<void> send_text(int status, std::string_view type, std::string text, bool head,
+  asio::awaitable<void> send_text(Exchange& x, int status, std::string_view type, std::string text,
                                   std::string_view extra = {}) {
-    co_await send(status, type, extra, asio::buffer(text), text.size(), head);
+    co_await send(x, status, type, extra, asio::buffer(text), text.size());
   }
 
-  // Writes the status line and headers, then `body` (unless `head`), gathered in one write. The
-  // header is formatted into a buffer the connection keeps, so a response allocates nothing.
-  asio::awaitable<void> send(int status, std::string_view content_type, std::string_view extra,
-                             asio::const_buffer body, std::size_t content_length, bool head) {
-    if (request_) request_->status = status;
-    const bool closing = !keep_alive_ || close_after_response_ || server_.draining();
+  // Writes the status line and headers, then `body` (unless the request is a HEAD), gathered in
+  // one write. The header is formatted into a buffer the connection keeps, so a response
+  // allocates nothing.
+  asio::awaitable<void> send(Exchange& x, int status, std::string_view content_type,
+                             std::string_view extra, asio::const_buffer body,
+                             std::size_t content_length) {
+    if (x.context) x.context->status = status;
+    const bool closing = !x.keep_alive || close_after_response_ || server_.draining();
     head_.clear();
     auto out = std::back_inserter(head_);
     fmt::format_to(out, "HTTP/1.1 {} {}\r\nServer: bufpool\r\n", status, reason(status));
@@ -587,22 +596,22 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (status != 204) fmt::format_to(out, "Content-Length: {}\r\n", content_length);
     if (closing) {
       head_ += "Connection: close\r\n";
-    } else if (http10_) {
+    } else if (x.http10) {
       head_ += "Connection: keep-alive\r\n";
     }
     head_ += "\r\n";
-    if (closing) keep_alive_ = false;
-    const std::array<asio::const_buffer, 2> buffers{
-        asio::buffer(head_), head || head_request_ ? asio::const_buffer() : body};
+    if (closing) x.keep_alive = false;
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
+                                                    x.head ? asio::const_buffer() : body};
     // A client that stops reading is cut off like a slow writer.
     auto progress = watchdog_.progress(config_.read_timeout, write_chunk);
     auto [ec, n] = co_await asio::async_write(socket_, buffers, progress, as_tuple(use_awaitable));
     disarm();
-    if (request_) request_->bytes_out = n;
+    if (x.context) x.context->bytes_out = n;
     info_->bytes_out.fetch_add(n, std::memory_order_relaxed);
     server_.counters().add(server_.counters().bytes_out, n);
     info_->touch();
-    if (ec) keep_alive_ = false;
+    if (ec) x.keep_alive = false;
   }
 
   // After an error answered before its body: stop sending, read and drop what the client is
@@ -629,16 +638,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   beast::flat_buffer buffer_;
   HeaderArena arena_;
   ConnectionInfo* info_ = nullptr;
-  RequestContext* request_ = nullptr;
-  RequestParser* parser_ = nullptr;  // the request being handled
   std::string head_;
   bool between_requests_ = true;
   bool close_after_response_ = false;
-  bool keep_alive_ = true;
-  bool body_read_ = true;
-  bool expect_continue_ = false;
-  bool head_request_ = false;  // a HEAD: every response, errors included, goes without its body
-  bool http10_ = false;        // an HTTP/1.0 request: keep-alive must be said in the response
 };
 
 }  // namespace
