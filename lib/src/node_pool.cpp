@@ -4,19 +4,14 @@
 #include <bit>
 #include <cstring>
 
-#include "bufpool/buddy_pool.hpp"
-
 namespace bufpool {
 namespace detail {
 
 // One slab of nodes. Every node's header word points here.
 struct NodeSlab {
   NodePool* pool;
-  std::byte* memory;  // first slot
-  std::byte* raw;     // what to give back (system heap); unused for a BuddyPool slab
-  std::size_t raw_bytes;
-  std::size_t raw_align;
-  Buffer buffer;  // the block, when the slab came from a BuddyPool
+  std::byte* memory;  // first slot, from the slab source
+  std::size_t bytes;
 };
 
 namespace {
@@ -97,9 +92,10 @@ NodePool::~NodePool() {
     r.pools[id_] = nullptr;
     r.generations[id_] = 0;
   }
+  SlabSource& source = options_.slab_source ? *options_.slab_source : heap_slab_source();
   for (detail::NodeSlab* slab : slabs_) {
-    if (slab->raw) ::operator delete (slab->raw, std::align_val_t{slab->raw_align});
-    delete slab;  // a BuddyPool slab's Buffer goes back here
+    source.deallocate_slab(slab->memory, slab->bytes, options_.node_align);
+    delete slab;
   }
 }
 
@@ -167,30 +163,17 @@ bool NodePool::grow_locked() noexcept {
     if (capacity_ >= options_.max_nodes) return false;
     n = std::min(n, options_.max_nodes - capacity_);
   }
-  auto* slab = new (std::nothrow) detail::NodeSlab{this, nullptr, nullptr, 0, 0, Buffer()};
+  auto* slab = new (std::nothrow) detail::NodeSlab{this, nullptr, 0};
   if (!slab) return false;
   const std::size_t align = options_.node_align;
   const std::size_t bytes = n * stride_;
-  if (options_.slab_source) {
-    std::error_code ec;
-    slab->buffer = options_.slab_source->try_allocate(bytes + align, ec);
-    if (ec) {
-      delete slab;
-      return false;
-    }
-    const auto base = reinterpret_cast<std::uintptr_t>(slab->buffer.data());
-    slab->memory = reinterpret_cast<std::byte*>(detail::round_up(base, align));
-  } else {
-    slab->raw =
-        static_cast<std::byte*>(::operator new (bytes, std::align_val_t{align}, std::nothrow));
-    if (!slab->raw) {
-      delete slab;
-      return false;
-    }
-    slab->raw_bytes = bytes;
-    slab->raw_align = align;
-    slab->memory = slab->raw;
+  SlabSource& source = options_.slab_source ? *options_.slab_source : heap_slab_source();
+  slab->memory = static_cast<std::byte*>(source.allocate_slab(bytes, align));
+  if (!slab->memory) {
+    delete slab;
+    return false;
   }
+  slab->bytes = bytes;
   try {
     slabs_.push_back(slab);
     // Every chain holds at least one node: room for as many chains as nodes means a flush never
@@ -198,7 +181,7 @@ bool NodePool::grow_locked() noexcept {
     chains_.reserve(capacity_ + n);
   } catch (...) {
     if (slabs_.size() > 0 && slabs_.back() == slab) slabs_.pop_back();
-    if (slab->raw) ::operator delete (slab->raw, std::align_val_t{align});
+    source.deallocate_slab(slab->memory, bytes, align);
     delete slab;
     return false;
   }

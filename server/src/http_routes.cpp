@@ -25,8 +25,7 @@ constexpr std::array<Entry, 6> table{{
     {"/v1/stats", false, Resource::stats, read_only, "Allow: GET, HEAD\r\n", "use GET"},
     {"/metrics", false, Resource::metrics, read_only, "Allow: GET, HEAD\r\n", "use GET"},
     {"/healthz", false, Resource::healthz, read_only, "Allow: GET, HEAD\r\n", "use GET"},
-    {"/v1/connections", false, Resource::connections, read_only, "Allow: GET, HEAD\r\n",
-     "use GET"},
+    {"/v1/connections", false, Resource::connections, read_only, "Allow: GET, HEAD\r\n", "use GET"},
 }};
 
 }  // namespace

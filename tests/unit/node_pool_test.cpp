@@ -1,5 +1,7 @@
 #include "bufpool/node_pool.hpp"
 
+#include "bufpool/buddy_pool_slabs.hpp"
+
 #include <gtest/gtest.h>
 
 #include <array>
@@ -74,7 +76,8 @@ TEST(NodePool, RejectsBadOptions) {
 TEST(NodePool, SlabsFromABuddyPool) {
   BuddyPool buddy({.chunk_size = 4 * MiB, .min_block = 64 * KiB, .max_memory = 4 * MiB});
   {
-    NodePool pool({.node_size = 256, .nodes_per_slab = 100, .slab_source = &buddy});
+    BuddyPoolSlabs slabs(buddy);
+    NodePool pool({.node_size = 256, .nodes_per_slab = 100, .slab_source = &slabs});
     std::vector<void*> nodes;
     for (int i = 0; i < 1000; ++i)
       nodes.push_back(pool.allocate());
@@ -88,7 +91,8 @@ TEST(NodePool, SlabsFromABuddyPool) {
 
 TEST(NodePool, SlabSourceFailureIsNullNotACrash) {
   BuddyPool buddy({.chunk_size = 64 * KiB, .min_block = 4 * KiB, .max_memory = 64 * KiB});
-  NodePool pool({.node_size = 1024, .nodes_per_slab = 32, .slab_source = &buddy});
+  BuddyPoolSlabs slabs(buddy);
+  NodePool pool({.node_size = 1024, .nodes_per_slab = 32, .slab_source = &slabs});
   std::vector<void*> nodes;
   while (void* n = pool.try_allocate())
     nodes.push_back(n);
@@ -217,3 +221,45 @@ TEST(NodePoolConcurrency, CrossThreadFreesLoseNothing) {
 
 }  // namespace
 }  // namespace bufpool
+
+namespace {
+// A slab source of the test's own: counts what it hands out and gives back, and refuses once
+// its budget is spent.
+class CountingSlabs final : public bufpool::SlabSource {
+ public:
+  explicit CountingSlabs(int budget) : budget_(budget) {}
+  void* allocate_slab(std::size_t bytes, std::size_t align) noexcept override {
+    if (budget_ == 0) return nullptr;
+    --budget_;
+    ++live_;
+    return bufpool::heap_slab_source().allocate_slab(bytes, align);
+  }
+  void deallocate_slab(void* p, std::size_t bytes, std::size_t align) noexcept override {
+    --live_;
+    bufpool::heap_slab_source().deallocate_slab(p, bytes, align);
+  }
+  int live() const { return live_; }
+
+ private:
+  int budget_;
+  int live_ = 0;
+};
+}  // namespace
+
+TEST(NodePool, AnySlabSourceServesAndGetsEverySlabBack) {
+  CountingSlabs source(3);
+  {
+    bufpool::NodePool pool(
+        {.node_size = 64, .node_align = 256, .nodes_per_slab = 10, .slab_source = &source});
+    std::vector<void*> nodes;
+    while (void* n = pool.try_allocate()) {
+      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(n) % 256, 0u);
+      nodes.push_back(n);
+    }
+    EXPECT_EQ(nodes.size(), 30u) << "three slabs of ten, then the source refused";
+    EXPECT_EQ(source.live(), 3);
+    for (void* n : nodes)
+      pool.deallocate(n);
+  }
+  EXPECT_EQ(source.live(), 0) << "every slab went back to its source";
+}

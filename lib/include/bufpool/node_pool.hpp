@@ -10,12 +10,10 @@
 #include <type_traits>
 #include <vector>
 
-#include "bufpool/buffer.hpp"
 #include "bufpool/error.hpp"
+#include "bufpool/slab_source.hpp"
 
 namespace bufpool {
-
-class BuddyPool;
 
 struct NodePoolOptions {
   /// Usable bytes per node.
@@ -26,9 +24,10 @@ struct NodePoolOptions {
   std::size_t nodes_per_slab = 1024;
   /// Upper bound on the nodes the pool will ever hold (0: no bound).
   std::size_t max_nodes = 0;
-  /// Where slabs come from: nullptr means the system heap; otherwise a BuddyPool, whose
-  /// Buffers the NodePool keeps until it is destroyed. The BuddyPool must outlive the NodePool.
-  BuddyPool* slab_source = nullptr;
+  /// Where slabs come from: nullptr means the system heap (heap_slab_source()). Slabs go back
+  /// when the NodePool is destroyed; the source must outlive it. BuddyPoolSlabs
+  /// (buddy_pool_slabs.hpp) takes them from a BuddyPool.
+  SlabSource* slab_source = nullptr;
 };
 
 namespace detail {
