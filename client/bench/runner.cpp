@@ -16,6 +16,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
+#include <functional>
 #include <mutex>
 #include <ostream>
 #include <random>
@@ -92,7 +93,20 @@ class Engine {
   }
   void probe() const;
   asio::awaitable<bool> ensure_open(Slot& s);
-  asio::awaitable<void> worker(std::shared_ptr<Slot> s, unsigned w);
+  struct Worker;
+  asio::awaitable<void> worker(std::shared_ptr<Slot> s, unsigned index);
+  Request put_request(Worker& w, std::uint64_t k);
+  asio::awaitable<void> prefill_keys(Worker& w, asio::steady_timer& timer);
+  asio::awaitable<std::optional<Clock::time_point>> next_send(Slot& s, asio::steady_timer& timer);
+  void record(Worker& w, const Request& req, std::uint64_t k, const Outcome& out,
+              Clock::duration latency);
+  void prepare();
+  void start_threads();
+  using Print = std::function<void(const std::string&)>;
+  void prefill_phase(Report& report, const Print& print, Clock::time_point start);
+  Clock::time_point measure_phase(Report& report, const Print& print, Clock::time_point start);
+  void finish(Report& report, Clock::time_point measure_start, bool newline,
+              std::ostream& progress);
   bool matches_reference(const std::vector<std::byte>& body);
   Tally take_interval();
 
@@ -170,38 +184,48 @@ bool Engine::matches_reference(const std::vector<std::byte>& body) {
   return *reference_ == body;
 }
 
-asio::awaitable<void> Engine::worker(std::shared_ptr<Slot> s, unsigned w) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  ThreadState& ts = *s->thread;
-  std::mt19937_64 rng(splitmix64(o_.seed) ^ splitmix64((std::uint64_t{s->index} << 16) + w));
+// What one worker keeps between its requests.
+struct Engine::Worker {
+  Worker(const Engine& e, const std::shared_ptr<Slot>& slot, unsigned w)
+      : s(slot),
+        rng(splitmix64(e.o_.seed) ^ splitmix64((std::uint64_t{slot->index} << 16) + w)),
+        key(e.o_.key_prefix),
+        prefix(e.o_.key_prefix.size()) {}
+  std::shared_ptr<Slot> s;
+  std::mt19937_64 rng;
   std::vector<std::byte> value, body;  // --verify: the value PUT, the bytes a GET got
-  std::string key = o_.key_prefix;
-  const auto set_key = [&](std::uint64_t k) {
+  std::string key;
+  std::size_t prefix;
+  void set_key(std::uint64_t k) {
     char digits[24];
     const auto r = std::to_chars(digits, digits + sizeof digits, k);
-    key.resize(o_.key_prefix.size());
+    key.resize(prefix);
     key.append(digits, r.ptr);
-  };
-  const auto put_request = [&](std::uint64_t k) {
-    const std::size_t size = o_.sizes.pick(rng);
-    Request r{Op::put, key, {}, nullptr};
-    if (o_.verify) {
-      value.resize(size);
-      fill_payload(value, k, rng());
-      r.payload = asio::buffer(value);
-    } else {
-      r.payload = asio::buffer(filler_.data(), size);
-    }
-    return r;
-  };
+  }
+};
 
+Request Engine::put_request(Worker& w, std::uint64_t k) {
+  const std::size_t size = o_.sizes.pick(w.rng);
+  Request r{Op::put, w.key, {}, nullptr};
+  if (o_.verify) {
+    w.value.resize(size);
+    fill_payload(w.value, k, w.rng());
+    r.payload = asio::buffer(w.value);
+  } else {
+    r.payload = asio::buffer(filler_.data(), size);
+  }
+  return r;
+}
+
+// Prefill: PUTs every key once, the workers sharing out the keys, then waits for the others.
+asio::awaitable<void> Engine::prefill_keys(Worker& w, asio::steady_timer& timer) {
   while (phase_.load() == prefill) {
     const auto k = next_prefill_.fetch_add(1);
     if (k >= o_.keys) break;
-    if (!co_await ensure_open(*s)) break;
-    set_key(k);
-    const Request req = put_request(k);
-    auto conn = s->conn;
+    if (!co_await ensure_open(*w.s)) break;
+    w.set_key(k);
+    const Request req = put_request(w, k);
+    auto conn = w.s->conn;
     const Outcome out = co_await conn->execute(req);
     if (out.kind == Outcome::Kind::ok) {
       prefilled_.fetch_add(1);
@@ -215,64 +239,79 @@ asio::awaitable<void> Engine::worker(std::shared_ptr<Slot> s, unsigned w) {
     timer.expires_after(5ms);
     co_await timer.async_wait(as_tuple(use_awaitable));
   }
+}
 
+// Open loop: waits for this connection's next slot in the schedule and returns it (when every
+// worker is busy the slot is already past: the request goes at once and its latency counts from
+// the slot). Closed loop: now. nullopt once the run stops.
+asio::awaitable<std::optional<Clock::time_point>> Engine::next_send(Slot& s,
+                                                                    asio::steady_timer& timer) {
+  if (o_.rate <= 0) co_return Clock::now();
+  const double at =
+      (static_cast<double>(s.next_send++) + static_cast<double>(s.index) / o_.connections) *
+      interval_ns_;
+  const auto intended = schedule_start_ + std::chrono::nanoseconds(static_cast<std::int64_t>(at));
+  while (Clock::now() < intended && phase_.load() != stop) {
+    timer.expires_at(std::min(intended, Clock::now() + 50ms));
+    co_await timer.async_wait(as_tuple(use_awaitable));
+  }
+  if (phase_.load() == stop) co_return std::nullopt;
+  co_return intended;
+}
+
+// Counts one measured request in its thread's interval tally.
+void Engine::record(Worker& w, const Request& req, std::uint64_t k, const Outcome& out,
+                    Clock::duration latency) {
+  bool checked = false, corrupt = false;
+  if (o_.verify && req.op == Op::get && out.kind == Outcome::Kind::ok) {
+    checked = true;
+    corrupt = o_.target.plain_get() ? !matches_reference(w.body) : !check_payload(w.body, k);
+  }
+  const auto ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count());
+  ThreadState& ts = *w.s->thread;
+  std::lock_guard lock(ts.mutex);
+  Tally& t = ts.interval;
+  if (out.kind == Outcome::Kind::error) {
+    ++t.errors[out.error];
+  } else if (out.kind == Outcome::Kind::miss) {
+    ++t.misses;
+    t.get_latency.record(ns);
+  } else if (req.op == Op::put) {
+    ++t.puts;
+    t.bytes += req.payload.size();
+    t.put_latency.record(ns);
+  } else {
+    ++t.gets;
+    t.bytes += out.bytes;
+    t.get_latency.record(ns);
+  }
+  t.verified += checked;
+  t.corrupt += corrupt;
+  if (corrupt) ++t.errors["corrupt"];
+}
+
+asio::awaitable<void> Engine::worker(std::shared_ptr<Slot> s, unsigned index) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  Worker w(*this, s, index);
+  co_await prefill_keys(w, timer);
   const unsigned total_weight = o_.mix.put + o_.mix.get;
   std::uniform_int_distribution<unsigned> pick_op(0, total_weight - 1);
   std::uniform_int_distribution<std::uint64_t> pick_key(0, o_.keys - 1);
-  for (;;) {
-    if (phase_.load() == stop) break;
-    auto intended = Clock::now();
-    if (o_.rate > 0) {
-      // This connection's next slot in the schedule. When every worker is busy the slot is
-      // already past: the request goes at once and its latency counts from the slot.
-      const double at =
-          (static_cast<double>(s->next_send++) + static_cast<double>(s->index) / o_.connections) *
-          interval_ns_;
-      intended = schedule_start_ + std::chrono::nanoseconds(static_cast<std::int64_t>(at));
-      while (Clock::now() < intended && phase_.load() != stop) {
-        timer.expires_at(std::min(intended, Clock::now() + 50ms));
-        co_await timer.async_wait(as_tuple(use_awaitable));
-      }
-      if (phase_.load() == stop) break;
-    }
+  while (phase_.load() != stop) {
+    const std::optional<Clock::time_point> intended = co_await next_send(*s, timer);
+    if (!intended) break;
     const bool measured = phase_.load() == measure;
     if (measured && o_.requests && budget_.fetch_sub(1) <= 0) break;
-    const Op op = pick_op(rng) < o_.mix.put ? Op::put : Op::get;
-    const std::uint64_t k = pick_key(rng);
-    set_key(k);
-    const Request req =
-        op == Op::put ? put_request(k) : Request{Op::get, key, {}, o_.verify ? &body : nullptr};
+    const Op op = pick_op(w.rng) < o_.mix.put ? Op::put : Op::get;
+    const std::uint64_t k = pick_key(w.rng);
+    w.set_key(k);
+    const Request req = op == Op::put ? put_request(w, k)
+                                      : Request{Op::get, w.key, {}, o_.verify ? &w.body : nullptr};
     if (!s->conn->is_open() && !co_await ensure_open(*s)) break;
     auto conn = s->conn;
     const Outcome out = co_await conn->execute(req);
-    const auto latency = Clock::now() - intended;
-    if (!measured) continue;
-    bool checked = false, corrupt = false;
-    if (o_.verify && op == Op::get && out.kind == Outcome::Kind::ok) {
-      checked = true;
-      corrupt = o_.target.plain_get() ? !matches_reference(body) : !check_payload(body, k);
-    }
-    const auto ns = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count());
-    std::lock_guard lock(ts.mutex);
-    Tally& t = ts.interval;
-    if (out.kind == Outcome::Kind::error) {
-      ++t.errors[out.error];
-    } else if (out.kind == Outcome::Kind::miss) {
-      ++t.misses;
-      t.get_latency.record(ns);
-    } else if (op == Op::put) {
-      ++t.puts;
-      t.bytes += req.payload.size();
-      t.put_latency.record(ns);
-    } else {
-      ++t.gets;
-      t.bytes += out.bytes;
-      t.get_latency.record(ns);
-    }
-    t.verified += checked;
-    t.corrupt += corrupt;
-    if (corrupt) ++t.errors["corrupt"];
+    if (measured) record(w, req, k, out, Clock::now() - *intended);
   }
   workers_.fetch_sub(1);
 }
@@ -294,8 +333,8 @@ std::string ms(std::uint64_t ns) {
   return fmt::format("{:.3f} ms", static_cast<double>(ns) / 1e6);
 }
 
-Report Engine::run(std::ostream& progress, bool tty) {
-  probe();
+// The fill bytes, the budget, a reply pool per thread, and every connection with its workers.
+void Engine::prepare() {
   const unsigned T = o_.threads;
   if (!o_.verify) {
     filler_.resize(o_.sizes.max());
@@ -312,17 +351,13 @@ Report Engine::run(std::ostream& progress, bool tty) {
                                  std::max<std::size_t>(o_.sizes.max(), 4096);
   for (unsigned t = 0; t < T; ++t) {
     auto ts = std::make_unique<ThreadState>();
-    {
-      BuddyPoolOptions po;
-      po.chunk_size = chunk;
-      po.min_block = 4096;
-      po.max_memory = std::max(chunk * 2, (per_thread + chunk - 1) / chunk * chunk * 2);
-      ts->pool = std::make_unique<BuddyPool>(po);
-    }
+    BuddyPoolOptions po;
+    po.chunk_size = chunk;
+    po.min_block = 4096;
+    po.max_memory = std::max(chunk * 2, (per_thread + chunk - 1) / chunk * chunk * 2);
+    ts->pool = std::make_unique<BuddyPool>(po);
     threads_.push_back(std::move(ts));
   }
-  const bool do_prefill = o_.prefill && o_.mix.has_get() && !o_.target.plain_get();
-  phase_ = do_prefill ? prefill : warmup;
   for (unsigned c = 0; c < o_.connections; ++c) {
     auto s = std::make_shared<Slot>();
     s->thread = threads_[c % T].get();
@@ -335,8 +370,9 @@ Report Engine::run(std::ostream& progress, bool tty) {
       asio::co_spawn(s->thread->ctx, worker(s, w), asio::detached);
     }
   }
-  const auto start = Clock::now();
-  schedule_start_ = start;
+}
+
+void Engine::start_threads() {
   for (auto& ts : threads_) {
     ThreadState* p = ts.get();
     p->thread = std::thread([p] {
@@ -344,43 +380,35 @@ Report Engine::run(std::ostream& progress, bool tty) {
       p->finished = true;
     });
   }
+}
 
-  const auto print = [&](const std::string& line) {
-    if (o_.quiet) return;
-    if (tty)
-      progress << '\r' << line << "\x1b[K" << std::flush;
-    else
-      progress << line << '\n' << std::flush;
-  };
-  const auto since = [](Clock::time_point t) {
-    return std::chrono::duration<double>(Clock::now() - t).count();
-  };
+namespace {
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+}  // namespace
 
-  Report report;
-  // Prefill: every key once, so that GETs hit.
-  if (do_prefill) {
-    auto next_line = Clock::now() + 1s;
-    while (prefilled_.load() + prefill_failed_.load() < o_.keys && workers_.load() > 0) {
-      std::this_thread::sleep_for(10ms);
-      if (Clock::now() >= next_line) {
-        next_line += 1s;
-        print(fmt::format("[{:5.1f}s] prefill {}/{} keys, {} failed", since(start),
-                          prefilled_.load(), o_.keys, prefill_failed_.load()));
-      }
+// Prefill: every key once, so that GETs hit.
+void Engine::prefill_phase(Report& report, const Print& print, Clock::time_point start) {
+  auto next_line = Clock::now() + 1s;
+  while (prefilled_.load() + prefill_failed_.load() < o_.keys && workers_.load() > 0) {
+    std::this_thread::sleep_for(10ms);
+    if (Clock::now() >= next_line) {
+      next_line += 1s;
+      print(fmt::format("[{:5.1f}s] prefill {}/{} keys, {} failed", since(start), prefilled_.load(),
+                        o_.keys, prefill_failed_.load()));
     }
-    report.prefilled = prefilled_.load();
-    report.prefill_failed = prefill_failed_.load();
-    std::lock_guard lock(prefill_error_mutex_);
-    report.prefill_error = prefill_error_;
-    schedule_start_ = Clock::now();
-    phase_ = warmup;
   }
-  if (o_.warmup.count() > 0) {
-    const auto warm_start = Clock::now();
-    print(fmt::format("[{:5.1f}s] warmup {}", since(start), format_duration(o_.warmup)));
-    while (Clock::now() - warm_start < o_.warmup && workers_.load() > 0)
-      std::this_thread::sleep_for(10ms);
-  }
+  report.prefilled = prefilled_.load();
+  report.prefill_failed = prefill_failed_.load();
+  std::lock_guard lock(prefill_error_mutex_);
+  report.prefill_error = prefill_error_;
+}
+
+// The measured part: a progress line and the tallies every second, until the duration or the
+// request budget is spent (or every worker has ended).
+Clock::time_point Engine::measure_phase(Report& report, const Print& print,
+                                        Clock::time_point start) {
   const auto measure_start = Clock::now();
   phase_ = measure;
   auto last_line = measure_start;
@@ -401,12 +429,17 @@ Report Engine::run(std::ostream& progress, bool tty) {
     report.total.merge(t);
   }
   phase_ = stop;
-  // Requests in flight finish (or time out); then the connections close and the threads end.
+  return measure_start;
+}
+
+// Requests in flight finish (or time out); then the connections close and the threads end.
+void Engine::finish(Report& report, Clock::time_point measure_start, bool newline,
+                    std::ostream& progress) {
   const auto drain_limit = Clock::now() + o_.timeout + o_.connect_timeout + 1s;
   while (workers_.load() > 0 && Clock::now() < drain_limit)
     std::this_thread::sleep_for(1ms);
   report.seconds = std::chrono::duration<double>(Clock::now() - measure_start).count();
-  if (tty && !o_.quiet) progress << '\n';
+  if (newline) progress << '\n';
   for (auto& s : slots_) {
     auto conn = s->conn;
     asio::post(s->thread->ctx, [conn] { conn->close(); });
@@ -420,6 +453,37 @@ Report Engine::run(std::ostream& progress, bool tty) {
     ts->thread.join();
   }
   report.total.merge(take_interval());
+}
+
+Report Engine::run(std::ostream& progress, bool tty) {
+  probe();
+  const bool do_prefill = o_.prefill && o_.mix.has_get() && !o_.target.plain_get();
+  phase_ = do_prefill ? prefill : warmup;
+  prepare();
+  const auto start = Clock::now();
+  schedule_start_ = start;
+  start_threads();
+  const Print print = [&](const std::string& line) {
+    if (o_.quiet) return;
+    if (tty)
+      progress << '\r' << line << "\x1b[K" << std::flush;
+    else
+      progress << line << '\n' << std::flush;
+  };
+  Report report;
+  if (do_prefill) {
+    prefill_phase(report, print, start);
+    schedule_start_ = Clock::now();
+    phase_ = warmup;
+  }
+  if (o_.warmup.count() > 0) {
+    const auto warm_start = Clock::now();
+    print(fmt::format("[{:5.1f}s] warmup {}", since(start), format_duration(o_.warmup)));
+    while (Clock::now() - warm_start < o_.warmup && workers_.load() > 0)
+      std::this_thread::sleep_for(10ms);
+  }
+  const auto measure_start = measure_phase(report, print, start);
+  finish(report, measure_start, tty && !o_.quiet, progress);
   return report;
 }
 
