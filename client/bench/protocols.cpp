@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <bufpool/app/units.hpp>
 #include <bufpool/client.hpp>
+#include <bufpool/detail/close_socket.hpp>
 #include <bufpool/detail/direct_reader.hpp>
 #include <bufpool/detail/write_queue.hpp>
 #include <bufpool/error.hpp>
@@ -279,11 +280,7 @@ class StreamConnection : public Connection, public std::enable_shared_from_this<
   };
 
   void fail_all(std::string_view why) {
-    boost::system::error_code ec;
-    if (socket_.is_open()) {
-      socket_.shutdown(tcp::socket::shutdown_both, ec);
-      socket_.close(ec);
-    }
+    detail::close_socket(socket_);
     for (Pending* p : waiting_) {
       p->outcome = Outcome::failed(std::string(why));
       p->done = true;

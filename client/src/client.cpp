@@ -1,5 +1,6 @@
 #include "bufpool/client.hpp"
 
+#include <bufpool/detail/close_socket.hpp>
 #include <bufpool/error.hpp>
 
 #include <array>
@@ -108,9 +109,7 @@ std::string Client::Reply::message() const {
 }
 
 void Client::close() {
-  boost::system::error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  detail::close_socket(socket_);
   fail_all(make_error_code(errc::closed));
 }
 

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <bufpool/buffer_chain.hpp>
 #include <bufpool/co_allocate.hpp>
+#include <bufpool/detail/close_socket.hpp>
 #include <bufpool/detail/direct_reader.hpp>
 #include <bufpool/detail/watchdog.hpp>
 
@@ -199,9 +200,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
  private:
   void close_now() {
-    error_code ec;
-    socket_.shutdown(tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
+    detail::close_socket(socket_);
     watchdog_.stop();
   }
   // The watchdog closes the socket once a deadline passes, which completes whatever read or

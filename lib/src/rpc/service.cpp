@@ -1,5 +1,7 @@
 #include "bufpool/rpc/service.hpp"
 
+#include "bufpool/detail/close_socket.hpp"
+
 #include <array>
 #include <tuple>
 
@@ -80,9 +82,7 @@ Connection::Connection(tcp::socket socket, const Service& service, BuddyPool& po
 Connection::~Connection() = default;
 
 void Connection::close_socket() {
-  error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  detail::close_socket(socket_);
   watchdog_.stop();
   writes_.wake();
   wake_reader_.cancel();
@@ -205,8 +205,13 @@ void Connection::push(std::uint8_t opcode, std::uint64_t id, Response response, 
 }
 
 void Connection::fail(const FrameHeader& h, bool bad_magic, Status s, std::string message) {
-  push(h.opcode, bad_magic ? 0 : h.request_id, Response::error(s, std::move(message)));
-  observer_->request_done(h.opcode, s);
+  answered(h.opcode, bad_magic ? 0 : h.request_id, Response::error(s, std::move(message)), true);
+}
+
+// Every response goes out through here: counted, then queued.
+void Connection::answered(std::uint8_t opcode, std::uint64_t id, Response response, bool wake) {
+  observer_->request_done(opcode, response.status);
+  push(opcode, id, std::move(response), wake);
 }
 
 // Writes the queued responses at once, from the reader, if the writer is idle; the writer
@@ -321,8 +326,7 @@ void Connection::answer(Request request, const Service::Entry& entry) {
     } catch (const std::exception& e) {
       response = Response::error(Status::internal, e.what());
     }
-    observer_->request_done(opcode, response.status);
-    push(opcode, id, std::move(response), false);
+    answered(opcode, id, std::move(response), false);
     return;
   }
   ++in_flight_;
@@ -338,9 +342,8 @@ asio::awaitable<void> Connection::handle(Request request, Handler const* handler
   } catch (const std::exception& e) {
     response = Response::error(Status::internal, e.what());
   }
-  observer_->request_done(opcode, response.status);
   --in_flight_;
-  push(opcode, id, std::move(response));
+  answered(opcode, id, std::move(response), true);
   wake_reader_.cancel();
   if (stop_reading_ && in_flight_ == 0 && reader_.size() == 0) {
     // A graceful close was waiting for this last request: end the reader's pending read.

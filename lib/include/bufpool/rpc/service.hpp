@@ -141,6 +141,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_read(std::size_t bytes);
   void push(std::uint8_t opcode, std::uint64_t id, Response response, bool wake = true);
   void fail(const FrameHeader& h, bool bad_magic, Status s, std::string message);
+  void answered(std::uint8_t opcode, std::uint64_t id, Response response, bool wake);
   void flush_now();
   void recycle(std::unique_ptr<Outgoing>&& out);
   void close_socket();
