@@ -301,7 +301,7 @@ BUFPOOL_HOT_INLINE std::uint32_t BasicOffsetAllocator<Offset>::bin_of(Offset siz
   return static_cast<std::uint32_t>(exact_limit) + (((e - exact_bits) << mantissa_bits) | m);
 }
 
-// Good fit's classes: exact below 16, then 16 per power of two (a 4-bit mantissa). Fewer and
+// Good fit's classes: exact below 8, then 8 per power of two (a 3-bit mantissa). Fewer and
 // wider than exact placement's, so the few list heads that take most traffic stay in cache.
 template <typename Offset>
 BUFPOOL_HOT_INLINE std::uint32_t BasicOffsetAllocator<Offset>::good_class_of(Offset size) noexcept {

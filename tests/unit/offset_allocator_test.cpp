@@ -758,3 +758,41 @@ TEST(OffsetAllocatorHandle, WithTheTableBothFormsFreeTheSameAllocation) {
 
 }  // namespace
 }  // namespace bufpool
+
+namespace bufpool {
+namespace {
+
+// Hundreds of free regions of one size in one class's list; merges take regions out of its
+// middle. Fixed order, checked after every phase.
+TEST(OffsetAllocatorGoodFit, AClassOfManyRegions) {
+  OffsetAllocator a(4000, {.max_allocations = 4000, .placement = Placement::good_fit});
+  std::vector<OffsetAllocator::Handle> all;
+  for (int i = 0; i < 2000; ++i)
+    all.push_back(a.allocate_handle(2));
+  for (std::size_t i = 0; i < all.size(); i += 2)
+    ASSERT_TRUE(a.free(all[i]));  // 1,000 free regions of 2 units in one class
+  EXPECT_EQ(a.free_region_count(), 1000u);
+  ASSERT_EQ(detail::OffsetAllocatorInspector::check(a), "");
+  for (std::size_t i = 1; i < all.size(); i += 6)
+    ASSERT_TRUE(a.free(all[i]));  // merges: three regions become one, from the middle
+  ASSERT_EQ(detail::OffsetAllocatorInspector::check(a), "");
+  std::vector<OffsetAllocator::Handle> again;
+  while (true) {  // every region of 2 (and the merged 6s) taken again, newest first
+    std::error_code ec;
+    const auto h = a.try_allocate_handle(2, 1, ec);
+    if (ec) break;
+    again.push_back(h);
+  }
+  EXPECT_EQ(a.total_available(), 0u);
+  ASSERT_EQ(detail::OffsetAllocatorInspector::check(a), "");
+  for (const auto& h : again)
+    ASSERT_TRUE(a.free(h));
+  for (std::size_t i = 3; i < all.size(); i += 2)
+    if ((i - 1) % 6 != 0) ASSERT_TRUE(a.free(all[i])) << i;
+  EXPECT_EQ(a.total_available(), 4000u);
+  EXPECT_EQ(a.free_region_count(), 1u);
+  ASSERT_EQ(detail::OffsetAllocatorInspector::check(a), "");
+}
+
+}  // namespace
+}  // namespace bufpool

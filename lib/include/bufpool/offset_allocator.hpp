@@ -28,8 +28,8 @@ enum class Placement : std::uint8_t {
   /// the least fragmentation, O(log n).
   exact,
   /// The region freed last in the first non-empty size class all of whose regions hold the
-  /// request (classes: exact below 16 units, then 16 per power of two, so a region is at most
-  /// about 1/16 larger than its class's smallest size): O(1) but for one case. When every such
+  /// request (classes: exact below 8 units, then 8 per power of two, so a region is at most
+  /// about 1/8 larger than its class's smallest size): O(1) but for one case. When every such
   /// class is empty, the classes from the request's own size up are searched for a region that
   /// fits, so a request fails only when no free region holds it.
   good_fit,
@@ -54,11 +54,11 @@ struct OffsetAllocatorOptions {
 /// - one node per region, free or allocated, linked in address order (at most
 ///   2 * max_allocations + 1 nodes: free regions are never adjacent), so free() reads its two
 ///   neighbours directly;
-/// - free regions by size class: a class per exact size below 4,096, then bins of 16 per power
-///   of two; a two-level bitmap finds the first non-empty class at or above a request. Exact
-///   placement keeps each exact size as a leftist heap by offset (its root is the lowest offset)
-///   and each bin as a red-black tree with one node per distinct size; good fit keeps each class
-///   as a list;
+/// - free regions by size class, a two-level bitmap finding the first non-empty class at or
+///   above a request. Exact placement: a class per exact size below 4,096, each a leftist heap
+///   by offset (its root is the lowest offset), then bins of 16 per power of two, each a
+///   red-black tree with one node per distinct size. Good fit: exact classes below 8, then 8
+///   per power of two, each a list;
 /// - with lookup_by_offset, the allocated regions: a table of 7-slot buckets by offset (home
 ///   bucket, then its buddy, then an overflow red-black tree), so free() finds the node of
 ///   `{offset, size}` in bounded time and refuses what is not live.
@@ -157,11 +157,11 @@ class BasicOffsetAllocator {
  private:
   friend struct detail::OffsetAllocatorInspector;
   static constexpr std::uint32_t nil = 0;
-  // Size classes. Sizes below exact_limit each have a class of their own; larger sizes fall
-  // into bins, 16 per power of two. Exact placement: a class below exact_limit is a leftist
-  // heap of its regions by offset, whose root (the lowest offset) is root_[size]; a bin's root_
-  // is a red-black tree by size with one node per distinct size, that node being the root of
-  // the heap of that size. Good fit: every class is a list through hleft/hright.
+  // Exact placement's size classes: sizes below exact_limit each have a class of their own, a
+  // leftist heap of its regions by offset whose root (the lowest offset) is root_[size]; larger
+  // sizes fall into bins, 16 per power of two, a bin's root_ being a red-black tree by size with
+  // one node per distinct size, that node being the root of the heap of that size. Good fit
+  // has classes of its own (good_class_of), each a list through hleft/hright.
   static constexpr std::size_t exact_limit = 4096;
   static constexpr unsigned exact_bits = 12;  // log2(exact_limit)
   static constexpr unsigned mantissa_bits = 4;
