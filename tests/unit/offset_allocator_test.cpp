@@ -660,7 +660,9 @@ void good_fit_against_model(bool lookup_by_offset) {
       if (r) {
         if (new_size < h.size) model.give(h.offset + new_size, h.size - new_size);
         if (new_size > h.size) model.take(h.offset + h.size, new_size - h.size);
-        if (new_size != h.size) EXPECT_FALSE(a.free(h)) << "the old handle is stale";
+        if (new_size != h.size) {
+          EXPECT_FALSE(a.free(h)) << "the old handle is stale";
+        }
         h = *r;
       }
     }
@@ -788,7 +790,9 @@ TEST(OffsetAllocatorGoodFit, AClassOfManyRegions) {
   for (const auto& h : again)
     ASSERT_TRUE(a.free(h));
   for (std::size_t i = 3; i < all.size(); i += 2)
-    if ((i - 1) % 6 != 0) ASSERT_TRUE(a.free(all[i])) << i;
+    if ((i - 1) % 6 != 0) {
+      ASSERT_TRUE(a.free(all[i])) << i;
+    }
   EXPECT_EQ(a.total_available(), 4000u);
   EXPECT_EQ(a.free_region_count(), 1u);
   ASSERT_EQ(detail::OffsetAllocatorInspector::check(a), "");
