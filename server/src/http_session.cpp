@@ -152,6 +152,8 @@ using RequestPtr = std::unique_ptr<RequestContext, RequestDeleter>;
 // One request and its response: what was parsed from its header, and what its handling has
 // decided so far. Lives in the frame of the coroutine that handles the request.
 struct Exchange {
+  explicit Exchange(RequestParser& p, RequestContext* c = nullptr) noexcept
+      : parser(p), context(c) {}
   RequestParser& parser;
   RequestContext* context = nullptr;  // nullptr for a header that did not parse
   boost::optional<std::uint64_t> content_length;
@@ -266,7 +268,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       disarm();
       if (ec) {
         const int status = ec == http::error::header_limit ? 431 : 400;
-        Exchange x{.parser = parser};  // no request to speak of: it closes after the answer
+        Exchange x(parser);  // no request to speak of: the connection closes after the answer
         co_await send_error(x, status,
                             ec == http::error::header_limit ? "header_too_large" : "bad_request",
                             ec.message());
@@ -303,7 +305,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     RequestPtr rc(new (server_.request_nodes().allocate()) RequestContext{});
     rc->start_ns = now_ns();
     rc->connection_id = info_->id;
-    Exchange x{.parser = parser, .context = rc.get()};
+    Exchange x(parser, rc.get());
     x.content_length = parser.content_length();
     x.chunked = parser.chunked();
     x.keep_alive = req.keep_alive();
