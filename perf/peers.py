@@ -110,19 +110,21 @@ class Processes:
                 pass
 
 
-def start_bufpool(procs, work, log, cpu=None, extra=()):
-    """bufpool-server with one thread on ephemeral ports; returns (Popen, http_port, rpc_port)."""
+def start_bufpool(procs, work, log, cpu=None, extra=(), rpc=True):
+    """bufpool-server with one thread on ephemeral ports (RPC off unless `rpc`); returns
+    (Popen, http_port, rpc_port), rpc_port 0 without RPC."""
     ports = os.path.join(work, "ports.json")
     if os.path.exists(ports):
         os.remove(ports)
-    argv = [SERVER, "--http-listen", "127.0.0.1:0", "--rpc-listen", "127.0.0.1:0", "--threads",
-            "1", "--port-file", ports, "--log-level", "warn", *extra]
+    argv = [SERVER, "--http-listen", "127.0.0.1:0", "--rpc-listen", "127.0.0.1:0" if rpc else "",
+            "--threads", "1", "--port-file", ports, "--log-level", "warn", *extra]
     p = procs.start(pinned(cpu, argv) if cpu is not None else argv, log)
     for _ in range(200):
         if os.path.exists(ports) and os.path.getsize(ports) > 0:
             break
         if p.poll() is not None:
-            fail(f"bufpool-server exited with {p.returncode}; see {log}")
+            with open(log) as f:
+                fail(f"bufpool-server exited with {p.returncode}: {f.read().strip()}")
         time.sleep(0.05)
     with open(ports) as f:
         ports_json = json.load(f)

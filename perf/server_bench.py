@@ -32,7 +32,7 @@ def main():
     work = tempfile.mkdtemp(prefix="bufpool-server-bench-")
     try:
         p, port, _ = peers.start_bufpool(procs, work, os.path.join(work, "server.log"),
-                                         extra=["--rpc-listen", "", "--max-memory", "1GiB"])
+                                         extra=["--max-memory", "1GiB"], rpc=False)
         nport = peers.free_port()
         sizes = [4096, 65536, 1048576]
         peers.start_nginx_peer(procs, work, port, nport, sizes)
