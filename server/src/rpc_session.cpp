@@ -112,13 +112,7 @@ void start_rpc_session(Server& server, tcp::socket socket) {
   server.session_started();
   auto session = [conn]() { return conn->run(); };
   asio::co_spawn(executor, session, [&server, info, conn](std::exception_ptr e) {
-    if (e) {
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        spdlog::error("rpc connection {}: {}", info->id, ex.what());
-      }
-    }
+    if (e) spdlog::error("rpc connection {}: {}", info->id, exception_text(e));
     conn->close(true);
     server.connections().remove(info);
     server.session_finished();

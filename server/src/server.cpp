@@ -13,6 +13,16 @@
 
 namespace bufpool::server {
 
+std::string exception_text(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+}
+
 namespace {
 
 BuddyPoolOptions pool_options(const Config& c) {
@@ -142,13 +152,7 @@ void Server::accept_loop(tcp::acceptor& acceptor, bool http) {
     }
   };
   asio::co_spawn(acceptor.get_executor(), loop, [](std::exception_ptr e) {
-    if (e) {
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        spdlog::critical("accept loop failed: {}", ex.what());
-      }
-    }
+    if (e) spdlog::critical("accept loop failed: {}", exception_text(e));
   });
 }
 

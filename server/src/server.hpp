@@ -14,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -120,6 +121,9 @@ class Server {
   bool stopped_ = false;
   std::int64_t started_ns_ = 0;
 };
+
+/// What a coroutine that ended with `e` (not null) threw, for a log line.
+std::string exception_text(std::exception_ptr e);
 
 /// Runs one HTTP connection to its end (http_session.cpp).
 void start_http_session(Server& server, tcp::socket socket);
