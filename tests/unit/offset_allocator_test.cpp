@@ -50,35 +50,41 @@ struct OffsetAllocatorInspector {
       }
       return in_lists == free_count ? "" : "free regions missing from the lists";
     }
-    // Heaps: offset order, parent links, cached ranks, left-heavy shape, one size per heap.
+    // Pairing heaps: each node's children (first child, then siblings) with back links, none of
+    // them below it in offset, one size per heap.
     std::size_t in_heaps = 0;
     std::string error;
-    auto heap = [&](auto&& self, std::uint32_t x, std::uint32_t parent, Offset size) -> int {
-      if (x == A::nil) return 0;
+    auto heap = [&](auto&& self, std::uint32_t x, Offset size) -> void {
       const auto& node = a.n(x);
       ++in_heaps;
       if (!a.is_free(x)) error = "allocated region in a heap";
       if (node.size != size) error = "wrong size in a heap";
-      if (node.hparent != parent) error = "heap parent link";
-      if (parent != A::nil && a.n(parent).offset > node.offset) error = "heap order";
-      const int l = self(self, node.hleft, x, size);
-      const int r = self(self, node.hright, x, size);
-      if (node.lrank != l || node.rrank != r) error = "cached child rank";
-      if (l < r) error = "not left-heavy";
-      return r + 1;
+      std::uint32_t back = x;
+      for (std::uint32_t c = node.hleft; c != A::nil; c = a.n(c).hright) {
+        if (a.n(c).hparent != back) error = "heap back link";
+        if (a.n(c).offset < node.offset) error = "heap order";
+        if (in_heaps > a.free_region_count()) {
+          error = "a cycle in a heap";
+          return;
+        }
+        self(self, c, size);
+        back = c;
+      }
     };
     for (std::size_t b = 0; b < A::bin_count; ++b) {
       const bool marked = a.bins_.test(b);
       if (marked != (a.root_[b] != A::nil)) return "bin bitmap";
       if (!marked) continue;
       if (b < A::exact_limit) {
-        if (a.n(a.root_[b]).hparent != A::nil) return "root with a parent";
-        heap(heap, a.root_[b], A::nil, a.n(a.root_[b]).size);
+        const std::uint32_t r = a.root_[b];
+        if (a.n(r).hparent != A::nil || a.n(r).hright != A::nil) return "root with a parent";
+        heap(heap, r, a.n(r).size);
       } else {
         for (std::uint32_t c = a.tree().minimum(a.root_[b]); c != A::nil;
              c = a.tree().successor(c)) {
           if (A::bin_of(a.n(c).size) != b) return "size in the wrong bin";
-          heap(heap, c, A::nil, a.n(c).size);
+          if (a.n(c).hparent != A::nil || a.n(c).hright != A::nil) return "root with a parent";
+          heap(heap, c, a.n(c).size);
         }
       }
       if (!error.empty()) return error;

@@ -25,7 +25,8 @@ struct OffsetAllocatorInspector;  // tests look at the allocation table through 
 /// How an OffsetAllocator places a request.
 enum class Placement : std::uint8_t {
   /// The smallest free region that holds the request, the lowest offset among equal sizes:
-  /// the least fragmentation, O(log n).
+  /// the least fragmentation. O(log n) amortized (equal sizes share a pairing heap, and taking
+  /// the root of a heap that took many inserts since it was last paired costs more once).
   exact,
   /// The region freed last in the first non-empty size class all of whose regions hold the
   /// request (classes: exact below 8 units, then 8 per power of two, so a region is at most
@@ -55,10 +56,10 @@ struct OffsetAllocatorOptions {
 ///   2 * max_allocations + 1 nodes: free regions are never adjacent), so free() reads its two
 ///   neighbours directly;
 /// - free regions by size class, a two-level bitmap finding the first non-empty class at or
-///   above a request. Exact placement: a class per exact size below 4,096, each a leftist heap
+///   above a request. Exact placement: a class per exact size below 4,096, each a pairing heap
 ///   by offset (its root is the lowest offset), then bins of 16 per power of two, each a
-///   red-black tree with one node per distinct size. Good fit: exact classes below 8, then 8
-///   per power of two, each a list;
+///   red-black tree with one node per distinct size (the root of that size's heap). Good fit:
+///   exact classes below 8, then 8 per power of two, each a list;
 /// - with lookup_by_offset, the allocated regions: a table of 7-slot buckets by offset (home
 ///   bucket, then its buddy, then an overflow red-black tree), so free() finds the node of
 ///   `{offset, size}` in bounded time and refuses what is not live.
@@ -158,7 +159,7 @@ class BasicOffsetAllocator {
   friend struct detail::OffsetAllocatorInspector;
   static constexpr std::uint32_t nil = 0;
   // Exact placement's size classes: sizes below exact_limit each have a class of their own, a
-  // leftist heap of its regions by offset whose root (the lowest offset) is root_[size]; larger
+  // pairing heap of its regions by offset whose root (the lowest offset) is root_[size]; larger
   // sizes fall into bins, 16 per power of two, a bin's root_ being a red-black tree by size with
   // one node per distinct size, that node being the root of the heap of that size. Good fit
   // has classes of its own (good_class_of), each a list through hleft/hright.
@@ -173,11 +174,10 @@ class BasicOffsetAllocator {
     Offset offset = 0;
     Offset size = 0;
     std::uint32_t prev = nil, next = nil;  // address order; `next` also chains unused nodes
-    // Exact: leftist heap by offset; good fit: hleft and hright are the class list's links.
+    // Exact: a pairing heap by offset (first child, next sibling, previous sibling or parent);
+    // good fit: hleft and hright are the class list's links.
     std::uint32_t hleft = nil, hright = nil, hparent = nil;
-    // Leftist heap ranks of the two children (a node's own rank is rrank + 1, an empty heap's
-    // is 0). Kept in the parent so that restoring the shape never loads a left child.
-    std::uint8_t lrank = 0, rrank = 0;
+    std::uint32_t unused = 0;  // pads the node to 32 bytes: two per cache line
   };
   static_assert(sizeof(Offset) != 4 || sizeof(Node) == 32, "a 32-bit node is 32 bytes");
   // Per node, apart from Node: free() reads both neighbours' flags, and touches a neighbour's
@@ -234,8 +234,7 @@ class BasicOffsetAllocator {
   void bin_insert_any(std::uint32_t x) noexcept;
   void bin_remove_any(std::uint32_t x) noexcept;
   std::uint32_t heap_merge(std::uint32_t a, std::uint32_t b) noexcept;
-  std::uint8_t heap_rank(std::uint32_t x) const noexcept;
-  void heap_fix_ranks(std::uint32_t p, bool left, std::uint8_t rank) noexcept;
+  std::uint32_t heap_pair(std::uint32_t first) noexcept;
   std::uint32_t lower_bound(Offset size) const noexcept;
   std::uint32_t next_class(std::uint32_t x) const noexcept;
   std::uint32_t find_fit(Offset size, Offset align) const noexcept;
