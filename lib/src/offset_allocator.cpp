@@ -432,8 +432,9 @@ BUFPOOL_HOT_INLINE void BasicOffsetAllocator<Offset>::bin_remove(std::uint32_t x
 // pairs its children left to right, then melds the pairs right to left ("two-pass"):
 // amortized O(log n), and a region taken from inside a heap is replaced by its children, paired
 // the same way. Compared with the leftist heaps used before, an insert no longer walks a spine
-// and a removal no longer fixes ranks up to the root: 70 against 93 ns per free + allocate in
-// perf/offset_allocator_bench, at the price of an amortized, not a worst-case, bound.
+// and a removal no longer fixes ranks up to the root: 71 against 89 ns per free + allocate by
+// handle in perf/offset_allocator_bench, at the price of an amortized, not a worst-case, bound
+// (p99.99 1.2 against 0.5 us; perf/RESULTS.md).
 template <typename Offset>
 BUFPOOL_HOT_INLINE std::uint32_t BasicOffsetAllocator<Offset>::heap_merge(
     std::uint32_t a, std::uint32_t b) noexcept {
