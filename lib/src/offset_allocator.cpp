@@ -34,7 +34,7 @@ BasicOffsetAllocator<Offset>::BasicOffsetAllocator(Offset capacity,
   // are handed out from a high-water mark, so a large max_allocations is cheap until needed.
   node_count_ = static_cast<std::uint32_t>(2 * max + 2);  // + the sentinel
   nodes_ = detail::ZeroedArray<Node>(node_count_);
-  flags_ = detail::ZeroedArray<std::uint8_t>(node_count_);
+  states_ = detail::ZeroedArray<State>(node_count_);
   links_ = detail::ZeroedArray<Link>(node_count_);
   if (lookup_by_offset_) {
     // At most max_allocations keys in 7 slots per bucket: at most 6/7 full.
@@ -76,7 +76,7 @@ auto BasicOffsetAllocator<Offset>::allocate_as(Offset size, Offset align,
     const std::uint32_t g = take_node();
     n(g).offset = start;
     n(g).size = n(f).size - (start - n(f).offset);
-    set_free(g, true);
+    set_state(g, free_region);
     n(f).size = start - n(f).offset;
     link_after(f, g);
     bin_insert<P>(f);
@@ -92,8 +92,7 @@ auto BasicOffsetAllocator<Offset>::allocate_as(Offset size, Offset align,
     n(f).size -= size;
     bin_insert<P>(f);
   }
-  set_free(a, false);
-  set_live(a, true);
+  set_state(a, live_region);
   if (lookup_by_offset_) owned_insert(a);
   available_ -= size;
   ++live_;
@@ -144,7 +143,6 @@ template <typename Offset>
 template <Placement P>
 bool BasicOffsetAllocator<Offset>::release_as(std::uint32_t x) noexcept {
   const Offset size = n(x).size;
-  set_live(x, false);
   // Both neighbours are read before either is touched, so their loads overlap. The sentinel
   // (index 0, where the range ends) is never free.
   const std::uint32_t p = n(x).prev, q = n(x).next;
@@ -174,7 +172,7 @@ bool BasicOffsetAllocator<Offset>::release_as(std::uint32_t x) noexcept {
     else
       tail_ = x;
   }
-  set_free(x, true);
+  set_state(x, free_region);
   bin_insert<P>(x);
   available_ += size;
   --live_;
@@ -219,7 +217,7 @@ auto BasicOffsetAllocator<Offset>::resize(std::uint32_t x, Allocation a, Offset 
       const std::uint32_t g = take_node();  // cannot run out: see node_count_
       n(g).offset = a.offset + new_size;
       n(g).size = released;
-      set_free(g, true);
+      set_state(g, free_region);
       link_after(x, g);
       bin_insert_any(g);
     }
@@ -256,7 +254,7 @@ bool BasicOffsetAllocator<Offset>::grow(Offset new_capacity) noexcept {
     const std::uint32_t g = take_node();
     n(g).offset = capacity_;
     n(g).size = added;
-    set_free(g, true);
+    set_state(g, free_region);
     if (tail_ == nil) {
       n(g).prev = n(g).next = nil;
       head_ = tail_ = g;
@@ -655,8 +653,7 @@ BUFPOOL_HOT_INLINE std::uint32_t BasicOffsetAllocator<Offset>::take_node() noexc
 
 template <typename Offset>
 BUFPOOL_HOT_INLINE void BasicOffsetAllocator<Offset>::give_node(std::uint32_t x) noexcept {
-  set_free(x, false);
-  set_live(x, false);
+  set_state(x, unused_node);
   n(x).next = unused_;
   unused_ = x;
 }
@@ -700,7 +697,7 @@ BUFPOOL_HOT_INLINE void BasicOffsetAllocator<Offset>::unlink(std::uint32_t x) no
 template <typename Offset>
 void BasicOffsetAllocator<Offset>::reset(Offset capacity) noexcept {
   nodes_.zero();  // also gives the pages back
-  flags_.zero();
+  states_.zero();
   links_.zero();
   if (lookup_by_offset_) buckets_.zero();
   start_empty(capacity);

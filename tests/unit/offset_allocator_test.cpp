@@ -28,7 +28,7 @@ struct OffsetAllocatorInspector {
       if (node.offset != expect) return "regions do not tile the range";
       if (node.size == 0) return "empty region";
       if (a.is_free(x) && prev != A::nil && a.is_free(prev)) return "adjacent free regions";
-      if (a.is_free(x) == a.is_live(x)) return "a region neither free nor live, or both";
+      if (!a.is_free(x) && !a.is_live(x)) return "a region neither free nor live";
       free_count += a.is_free(x);
       expect = node.offset + node.size;
       prev = x;

@@ -180,14 +180,14 @@ class BasicOffsetAllocator {
     std::uint32_t unused = 0;  // pads the node to 32 bytes: two per cache line
   };
   static_assert(sizeof(Offset) != 4 || sizeof(Node) == 32, "a 32-bit node is 32 bytes");
-  // Per node, apart from Node: free() reads both neighbours' flags, and touches a neighbour's
-  // node only to merge it (a free region is never next to another: most neighbours are live).
-  static constexpr std::uint8_t free_flag = 1;  // a free region
-  static constexpr std::uint8_t live_flag = 2;  // an allocation (what free(Handle) checks)
-  bool is_free(std::uint32_t x) const noexcept { return (flags_[x] & free_flag) != 0; }
-  bool is_live(std::uint32_t x) const noexcept { return (flags_[x] & live_flag) != 0; }
-  void set_free(std::uint32_t x, bool on) noexcept { flags_[x] = on ? free_flag : 0; }
-  void set_live(std::uint32_t x, bool on) noexcept { flags_[x] = on ? live_flag : 0; }
+  // Per node, apart from Node: free() reads both neighbours' states, and touches a
+  // neighbour's node only to merge it (a free region is never next to another: most neighbours
+  // are live). Unused nodes (and the sentinel) are neither free nor live.
+  enum State : std::uint8_t { unused_node = 0, free_region = 1, live_region = 2 };
+  bool is_free(std::uint32_t x) const noexcept { return states_[x] == free_region; }
+  bool is_live(std::uint32_t x) const noexcept { return states_[x] == live_region; }
+  void set_state(std::uint32_t x, State s) noexcept { states_[x] = s; }
+
   // Red-black links, apart from Node because few regions need them: the root of a heap of a
   // size at or above exact_limit (in its bin's tree), and an allocation in the overflow tree.
   struct Link {
@@ -253,7 +253,7 @@ class BasicOffsetAllocator {
 
   detail::ZeroedArray<Node> nodes_;
   detail::ZeroedArray<Link> links_;
-  detail::ZeroedArray<std::uint8_t> flags_;
+  detail::ZeroedArray<State> states_;
   std::uint32_t node_count_ = 0;
   std::uint32_t unused_ = nil;  // chain of released nodes, through `next`
   std::uint32_t fresh_ = 1;     // nodes from here on were never used

@@ -57,7 +57,7 @@ boost::asio::awaitable<boost::system::error_code> read_through(Socket& socket,
 /// re-arms the descriptor with EPOLL_CTL_MOD when the wait starts: a system call and a trip
 /// through the scheduler that a direct read would not cost); a reactor that does not would
 /// sleep until the peer sends more, a hang when the peer waits for our replies. So every other
-/// wait of the reading coroutine goes through across() (or is followed by yielded()); the
+/// wait of the reading coroutine goes through across(); the
 /// reader's own waits keep the rule themselves. tests/unit/direct_reader_test.cpp checks it.
 class DirectReader {
  public:
@@ -156,8 +156,6 @@ class DirectReader {
     co_await std::move(op);
     drained_ = false;
   }
-  /// For a wait that cannot go through across(): call it right after the wait.
-  void yielded() noexcept { drained_ = false; }
 
  private:
   boost::asio::streambuf in_;
