@@ -63,6 +63,21 @@ struct Fixture : ::testing::Test {
     });
     io.run();
   }
+
+  // The buffer and parser of the request that read() reads.
+  beast::flat_buffer in;
+  http::request_parser<PoolBody> parser;
+  // Sends `wire` (then closes the client if `then_close`), reads its header into `parser` and
+  // its body with async_read_body: what that completed with.
+  awaitable<std::tuple<boost::system::error_code, std::size_t>> read(
+      const std::string& wire, BuddyPool& pool, std::chrono::milliseconds timeout,
+      bool then_close = false) {
+    co_await asio::async_write(client, asio::buffer(wire), use_awaitable);
+    if (then_close) client.close();
+    co_await http::async_read_header(server, in, parser, use_awaitable);
+    co_return co_await async_read_body(server, in, parser, pool, timeout,
+                                       asio::as_tuple(use_awaitable));
+  }
 };
 
 using PoolBodyTest = Fixture;
@@ -155,12 +170,7 @@ TEST_F(PoolBodyTest, TheWaitHasADeadline) {
   Buffer whole = pool.allocate(4 * MiB);
   const std::string wire = request(pattern(1000));
   run([&]() -> awaitable<void> {
-    co_await asio::async_write(client, asio::buffer(wire), use_awaitable);
-    beast::flat_buffer buf;
-    http::request_parser<PoolBody> p;
-    co_await http::async_read_header(server, buf, p, use_awaitable);
-    auto [ec, n] =
-        co_await async_read_body(server, buf, p, pool, 20ms, asio::as_tuple(use_awaitable));
+    auto [ec, n] = co_await read(wire, pool, 20ms);
     EXPECT_EQ(ec, errc::timed_out);
     EXPECT_EQ(n, 0u);
   });
@@ -196,15 +206,9 @@ TEST_F(PoolBodyTest, ABodyThatStopsShortGivesItsBlockBack) {
   std::string wire = request(pattern(100'000));
   wire.resize(wire.size() - 5000);
   run([&]() -> awaitable<void> {
-    co_await asio::async_write(client, asio::buffer(wire), use_awaitable);
-    client.close();
-    beast::flat_buffer buf;
-    http::request_parser<PoolBody> p;
-    co_await http::async_read_header(server, buf, p, use_awaitable);
-    auto [ec, n] =
-        co_await async_read_body(server, buf, p, pool, 1s, asio::as_tuple(use_awaitable));
+    auto [ec, n] = co_await read(wire, pool, 1s, true);
     EXPECT_EQ(ec, http::error::partial_message);
-    EXPECT_TRUE(p.get().body().buffer.empty());
+    EXPECT_TRUE(parser.get().body().buffer.empty());
   });
   EXPECT_EQ(pool.stats().bytes_in_use, 0u);
 }
@@ -214,12 +218,7 @@ TEST_F(PoolBodyTest, ChunkedBodiesAreRefusedByTheHelper) {
   const std::string wire =
       "PUT /k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
   run([&]() -> awaitable<void> {
-    co_await asio::async_write(client, asio::buffer(wire), use_awaitable);
-    beast::flat_buffer buf;
-    http::request_parser<PoolBody> p;
-    co_await http::async_read_header(server, buf, p, use_awaitable);
-    auto [ec, n] =
-        co_await async_read_body(server, buf, p, pool, 1s, asio::as_tuple(use_awaitable));
+    auto [ec, n] = co_await read(wire, pool, 1s);
     EXPECT_EQ(ec, errc::unknown_length);
   });
 }
