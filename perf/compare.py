@@ -189,7 +189,7 @@ def http_rows(procs, work):
             else:
                 add_row(f"HTTP GET {label} (bufpool-bench, open loop {open_rate} req/s)", "nginx",
                         "-", b, n, True)
-    peers.stop_nginx(work)
+    peers.stop_nginx(procs, work)
     procs.stop(p)
 
 

@@ -99,15 +99,21 @@ class Processes:
                 p.kill()
                 p.wait()
 
+    def stop_pid_file(self, path):
+        """Stops the daemon whose pid is in `path` (nginx), once."""
+        if path in self.pid_files:
+            self.pid_files.remove(path)
+        try:
+            with open(path) as f:
+                os.kill(int(f.read().strip()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+
     def stop_all(self):
         for p in self.procs:
             self.stop(p)
-        for path in self.pid_files:
-            try:
-                with open(path) as f:
-                    os.kill(int(f.read().strip()), signal.SIGTERM)
-            except (OSError, ValueError):
-                pass
+        for path in list(self.pid_files):
+            self.stop_pid_file(path)
 
 
 def start_bufpool(procs, work, log, cpu=None, extra=(), rpc=True):
@@ -189,12 +195,8 @@ def start_nginx_peer(procs, work, bp_port, ng_port, sizes, cpu=None):
     return int(workers[0]) if workers else int(master)
 
 
-def stop_nginx(work):
-    try:
-        with open(os.path.join(work, "nginx.pid")) as f:
-            os.kill(int(f.read().strip()), signal.SIGTERM)
-    except (OSError, ValueError):
-        pass
+def stop_nginx(procs, work):
+    procs.stop_pid_file(os.path.join(work, "nginx.pid"))
 
 
 def wrk(argv, url, log):

@@ -57,7 +57,7 @@ def main():
                   f"{b_p99:.3f}ms | {' '.join(f'{r:.2f}' for r in n_runs)} | {n_med:.2f} | "
                   f"{n_p99:.3f}ms | {b_med / n_med:.2f} |")
     finally:
-        peers.stop_nginx(work)
+        peers.stop_nginx(procs, work)
         procs.stop_all()
         shutil.rmtree(work, ignore_errors=True)
 

@@ -266,19 +266,6 @@ class StreamConnection : public Connection, public std::enable_shared_from_this<
               asio::buffer(p->trailer)};
     }
   };
-  // What the write queue asks of the connection: no write deadline (each request has its own
-  // timeout), and nothing to do with a written request (its coroutine owns it).
-  struct WriterHooks {
-    const tcp::socket& socket;
-    bool stopped() const noexcept { return !socket.is_open(); }
-    static bool finished() noexcept { return false; }
-    static std::size_t progress(const boost::system::error_code& ec, std::size_t) noexcept {
-      return ec ? 0 : 64 * 1024;  // asio::transfer_all's steps
-    }
-    static void done(Pending*) noexcept {}
-    static void after_write(const boost::system::error_code&, std::size_t) noexcept {}
-  };
-
   void fail_all(std::string_view why) {
     detail::close_socket(socket_);
     for (Pending* p : waiting_) {
@@ -292,7 +279,9 @@ class StreamConnection : public Connection, public std::enable_shared_from_this<
 
   asio::awaitable<void> write_loop(std::uint64_t gen) {
     auto self = shared_from_this();
-    WriterHooks hooks{socket_};
+    // No write deadline (each request has its own timeout); a written request's coroutine
+    // owns it.
+    detail::PlainWriterHooks<tcp::socket> hooks{socket_};
     const auto ec = co_await writes_.run(socket_, hooks);
     if (ec && gen == generation_) {
       // The server closed (a 503 before reading a large body, say): its reply may still be in

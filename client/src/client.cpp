@@ -182,21 +182,10 @@ asio::awaitable<Client::Reply> Client::call(std::uint8_t opcode, std::string_vie
   throw std::system_error(make_error_code(errc::timed_out), "bufpool rpc call");
 }
 
-// What the write queue asks of the client: requests have no write deadline (each call has its
-// own timeout), and a written frame is simply dropped.
-struct Client::WriterHooks {
-  Client& c;
-  bool stopped() const noexcept { return !c.socket_.is_open(); }
-  static bool finished() noexcept { return false; }
-  static std::size_t progress(const boost::system::error_code& ec, std::size_t) noexcept {
-    return ec ? 0 : 64 * 1024;  // asio::transfer_all's steps
-  }
-  static void done(std::unique_ptr<Frame>&&) noexcept {}
-  static void after_write(const boost::system::error_code&, std::size_t) noexcept {}
-};
-
+// Requests have no write deadline (each call has its own timeout), and a written frame is
+// simply dropped.
 asio::awaitable<void> Client::write_loop() {
-  WriterHooks hooks{*this};
+  detail::PlainWriterHooks<tcp::socket> hooks{socket_};
   const auto ec = co_await writes_.run(socket_, hooks);
   if (ec) close();
 }

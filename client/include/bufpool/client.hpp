@@ -130,7 +130,6 @@ class Client : public std::enable_shared_from_this<Client> {
   struct FrameBuffers {
     std::array<boost::asio::const_buffer, 3> operator()(const std::unique_ptr<Frame>& f) const;
   };
-  struct WriterHooks;
   Client(boost::asio::ip::tcp::socket socket, ClientOptions options);
   boost::asio::awaitable<void> read_loop();
   boost::asio::awaitable<bool> read_reply(const rpc::FrameHeader& h);

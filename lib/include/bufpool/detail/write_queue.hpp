@@ -227,4 +227,19 @@ class WriteQueue {
   bool writing_ = false;
 };
 
+/// WriteQueue::run's hooks for a writer with no deadline of its own (a client whose calls each
+/// have a timeout), whose entries need nothing once written: it ends when its socket closes.
+template <typename Socket>
+struct PlainWriterHooks {
+  const Socket& socket;
+  bool stopped() const noexcept { return !socket.is_open(); }
+  static bool finished() noexcept { return false; }
+  static std::size_t progress(const boost::system::error_code& ec, std::size_t) noexcept {
+    return ec ? 0 : 64 * 1024;  // asio::transfer_all's steps
+  }
+  template <typename T>
+  static void done(T&&) noexcept {}
+  static void after_write(const boost::system::error_code&, std::size_t) noexcept {}
+};
+
 }  // namespace bufpool::detail
