@@ -112,6 +112,8 @@ const std::vector<Setting>& settings() {
   static const std::vector<Setting> all = {
       endpoint_setting("server.http_listen", "HTTP listen address", &Config::http_listen),
       endpoint_setting("server.rpc_listen", "RPC listen address", &Config::rpc_listen),
+      endpoint_setting("server.resp_listen", "RESP (Redis protocol) listen address",
+                       &Config::resp_listen),
       {"server.threads", "I/O threads (0: one per core)",
        [](Config& c, std::string_view v) {
          auto n = parse_count(trim(v));
@@ -238,8 +240,8 @@ void apply_toml(Config& config, const std::string& toml_text, const std::string&
 }
 
 void validate(const Config& c) {
-  if (!c.http_listen.enabled && !c.rpc_listen.enabled)
-    throw ConfigError("server.http_listen", "both listeners are disabled");
+  if (!c.http_listen.enabled && !c.rpc_listen.enabled && !c.resp_listen.enabled)
+    throw ConfigError("server.http_listen", "every listener is disabled");
   if (!std::has_single_bit(c.chunk_size) || c.chunk_size < 4096 || c.chunk_size > (1ull << 31))
     throw ConfigError("pool.chunk_size", "must be a power of two from 4KiB to 2GiB");
   if (!std::has_single_bit(c.min_block) || c.min_block < 4096 || c.min_block > c.chunk_size)

@@ -32,6 +32,8 @@ struct Config {
   // [server]
   Endpoint http_listen{"127.0.0.1", 8080, true};
   Endpoint rpc_listen{"127.0.0.1", 9090, true};
+  // RESP (Redis protocol). 6380, not Redis's 6379: it never collides with a local Redis.
+  Endpoint resp_listen{"127.0.0.1", 6380, true};
   unsigned threads = 0;  // 0: one per core
   std::string port_file;
   std::chrono::milliseconds shutdown_timeout{5000};

@@ -31,7 +31,7 @@ struct ConnectionInfo {
 
   const std::uint64_t id;
   const std::string peer;
-  const char* const protocol;  // "http" or "rpc"
+  const char* const protocol;  // "http", "rpc" or "resp"
   const std::int64_t opened_ns = now_ns();
   std::atomic<std::int64_t> last_active_ns{now_ns()};
   std::atomic<std::uint64_t> bytes_in{0}, bytes_out{0}, requests{0};

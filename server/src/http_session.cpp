@@ -534,6 +534,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
         co_await send(x, 204, {}, {}, {}, 0);
         break;
       case BufferStore::PutResult::no_room:
+      case BufferStore::PutResult::not_met:  // an unconditional put always stores
         co_await send_error(x, 507, "key_space_full", "the key arena or max_keys is full");
         break;
     }

@@ -39,6 +39,8 @@ std::string Server::stats_json() {
       "  \"http\": {{\"requests\": {}, \"1xx\": {}, \"2xx\": {}, \"3xx\": {}, \"4xx\": {}, "
       "\"5xx\": {}}},\n"
       "  \"rpc\": {{\"requests\": {}}},\n"
+      "  \"resp\": {{\"commands\": {}, \"errors\": {}, \"keyspace_hits\": {},"
+      " \"keyspace_misses\": {}}},\n"
       "  \"bytes_in\": {}, \"bytes_out\": {}, \"alloc_timeouts\": {}, \"read_timeouts\": {},"
       " \"incomplete_bodies\": {}\n"
       "}}\n",
@@ -50,7 +52,8 @@ std::string Server::stats_json() {
       get(c.connections_accepted), get(c.connections_rejected), connections_.evictions(),
       get(c.http_requests), get(c.http_by_class[1]), get(c.http_by_class[2]),
       get(c.http_by_class[3]), get(c.http_by_class[4]), get(c.http_by_class[5]),
-      get(c.rpc_requests), get(c.bytes_in), get(c.bytes_out), get(c.alloc_timeouts),
+      get(c.rpc_requests), get(c.resp_commands), get(c.resp_errors), get(c.keyspace_hits),
+      get(c.keyspace_misses), get(c.bytes_in), get(c.bytes_out), get(c.alloc_timeouts),
       get(c.read_timeouts), get(c.incomplete_bodies));
 }
 
@@ -93,6 +96,9 @@ std::string Server::metrics_text() {
     fmt::format_to(std::back_inserter(out), "bufpool_http_requests_total{{code=\"{}xx\"}} {}\n", k,
                    get(c.http_by_class[static_cast<std::size_t>(k)]));
   metric("bufpool_rpc_requests_total", "counter", "RPC requests.", get(c.rpc_requests));
+  metric("bufpool_resp_commands_total", "counter", "RESP commands.", get(c.resp_commands));
+  metric("bufpool_resp_errors_total", "counter", "RESP commands answered with an error.",
+         get(c.resp_errors));
   metric("bufpool_received_bytes_total", "counter", "Bytes read from clients.", get(c.bytes_in));
   metric("bufpool_sent_bytes_total", "counter", "Bytes written to clients.", get(c.bytes_out));
   metric("bufpool_alloc_timeouts_total", "counter", "Requests refused after alloc_timeout.",

@@ -60,6 +60,7 @@ rpc::Service make_store_service(Server& server) {
       case BufferStore::PutResult::replaced:
         return Response{};
       case BufferStore::PutResult::no_room:
+      case BufferStore::PutResult::not_met:  // an unconditional put always stores
         break;
     }
     return Response::error(Status::unavailable, "the key arena or max_keys is full");

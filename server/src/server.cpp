@@ -94,6 +94,10 @@ void Server::start() {
     rpc_acceptor_ = listen(main, config_.rpc_listen);
     rpc_port_ = rpc_acceptor_->local_endpoint().port();
   }
+  if (config_.resp_listen.enabled) {
+    resp_acceptor_ = listen(main, config_.resp_listen);
+    resp_port_ = resp_acceptor_->local_endpoint().port();
+  }
   signals_ = std::make_unique<asio::signal_set>(main, SIGINT, SIGTERM);
   signals_->async_wait([this](const boost::system::error_code& ec, int signo) {
     if (ec) return;
@@ -102,8 +106,9 @@ void Server::start() {
     begin_shutdown();
   });
   shutdown_timer_ = std::make_unique<asio::steady_timer>(main);
-  if (http_acceptor_) accept_loop(*http_acceptor_, true);
-  if (rpc_acceptor_) accept_loop(*rpc_acceptor_, false);
+  if (http_acceptor_) accept_loop(*http_acceptor_, start_http_session);
+  if (rpc_acceptor_) accept_loop(*rpc_acceptor_, start_rpc_session);
+  if (resp_acceptor_) accept_loop(*resp_acceptor_, start_resp_session);
   for (unsigned i = 0; i < n; ++i)
     threads_.emplace_back([this, i] { contexts_[i]->run(); });
   if (http_acceptor_)
@@ -112,6 +117,9 @@ void Server::start() {
   if (rpc_acceptor_)
     spdlog::info("listening for RPC on {}",
                  Endpoint{config_.rpc_listen.host, rpc_port_, true}.to_string());
+  if (resp_acceptor_)
+    spdlog::info("listening for RESP (Redis protocol) on {}",
+                 Endpoint{config_.resp_listen.host, resp_port_, true}.to_string());
   write_port_file();
 }
 
@@ -120,13 +128,14 @@ void Server::write_port_file() {
   const std::string tmp = config_.port_file + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "w");
   if (!f) throw std::system_error(errno, std::generic_category(), "cannot write " + tmp);
-  std::fprintf(f, "{\"http\": %u, \"rpc\": %u}\n", unsigned{http_port_}, unsigned{rpc_port_});
+  std::fprintf(f, "{\"http\": %u, \"rpc\": %u, \"resp\": %u}\n", unsigned{http_port_},
+               unsigned{rpc_port_}, unsigned{resp_port_});
   std::fclose(f);
   std::filesystem::rename(tmp, config_.port_file);  // readers never see half a file
 }
 
-void Server::accept_loop(tcp::acceptor& acceptor, bool http) {
-  auto loop = [this, &acceptor, http]() -> asio::awaitable<void> {
+void Server::accept_loop(tcp::acceptor& acceptor, SessionStarter start_session) {
+  auto loop = [this, &acceptor, start_session]() -> asio::awaitable<void> {
     for (;;) {
       asio::io_context& target =
           *contexts_[next_context_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()];
@@ -144,11 +153,7 @@ void Server::accept_loop(tcp::acceptor& acceptor, bool http) {
       // is always in the table before close_all() walks it: no late session escapes the drain.
       if (draining()) continue;  // the socket closes as it goes out of scope
       counters_.add(counters_.connections_accepted);
-      if (http) {
-        start_http_session(*this, std::move(socket));
-      } else {
-        start_rpc_session(*this, std::move(socket));
-      }
+      start_session(*this, std::move(socket));
     }
   };
   asio::co_spawn(acceptor.get_executor(), loop, [](std::exception_ptr e) {
@@ -167,6 +172,7 @@ void Server::begin_shutdown() {
   boost::system::error_code ec;
   if (http_acceptor_) http_acceptor_->close(ec);
   if (rpc_acceptor_) rpc_acceptor_->close(ec);
+  if (resp_acceptor_) resp_acceptor_->close(ec);
   // Idle connections close now; busy ones after their current response.
   connections_.close_all(false);
   shutdown_timer_->expires_after(config_.shutdown_timeout);

@@ -36,6 +36,10 @@ struct ServerCounters {
   std::atomic<std::uint64_t> connections_rejected{0};
   std::atomic<std::uint64_t> http_requests{0};
   std::atomic<std::uint64_t> rpc_requests{0};
+  std::atomic<std::uint64_t> resp_commands{0};
+  std::atomic<std::uint64_t> resp_errors{0};    // commands answered with an error
+  std::atomic<std::uint64_t> keyspace_hits{0};  // RESP reads of a key that exists
+  std::atomic<std::uint64_t> keyspace_misses{0};
   std::array<std::atomic<std::uint64_t>, 6> http_by_class{};  // 1xx..5xx at [1..5]
   std::atomic<std::uint64_t> bytes_in{0};
   std::atomic<std::uint64_t> bytes_out{0};
@@ -74,6 +78,7 @@ class Server {
 
   std::uint16_t http_port() const noexcept { return http_port_; }
   std::uint16_t rpc_port() const noexcept { return rpc_port_; }
+  std::uint16_t resp_port() const noexcept { return resp_port_; }
 
   // For the front ends.
   const Config& config() const noexcept { return config_; }
@@ -84,6 +89,7 @@ class Server {
   NodePool& request_nodes() noexcept { return request_nodes_; }
   const rpc::Service& rpc_service() const noexcept { return rpc_service_; }
   bool draining() const noexcept { return draining_.load(std::memory_order_acquire); }
+  std::int64_t started_ns() const noexcept { return started_ns_; }
   std::string stats_json();
   std::string metrics_text();
   std::string connections_json(ConnectionTable::Order order);
@@ -93,7 +99,8 @@ class Server {
   void session_finished() noexcept;
 
  private:
-  void accept_loop(tcp::acceptor& acceptor, bool http);
+  using SessionStarter = void (*)(Server&, tcp::socket);
+  void accept_loop(tcp::acceptor& acceptor, SessionStarter start_session);
   void begin_shutdown();
   void session_finished_check();
   void write_port_file();
@@ -108,13 +115,13 @@ class Server {
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
-  std::unique_ptr<tcp::acceptor> http_acceptor_, rpc_acceptor_;
+  std::unique_ptr<tcp::acceptor> http_acceptor_, rpc_acceptor_, resp_acceptor_;
   std::unique_ptr<asio::signal_set> signals_;
   std::unique_ptr<asio::steady_timer> shutdown_timer_;
   std::atomic<bool> draining_{false};
   std::atomic<bool> stop_requested_{false};
   std::atomic<std::size_t> next_context_{0};
-  std::uint16_t http_port_ = 0, rpc_port_ = 0;
+  std::uint16_t http_port_ = 0, rpc_port_ = 0, resp_port_ = 0;
   std::mutex sessions_mutex_;
   std::condition_variable sessions_done_;
   std::size_t sessions_ = 0;
@@ -129,6 +136,8 @@ std::string exception_text(std::exception_ptr e);
 void start_http_session(Server& server, tcp::socket socket);
 /// Runs one RPC connection to its end (rpc_session.cpp).
 void start_rpc_session(Server& server, tcp::socket socket);
+/// Runs one RESP (Redis protocol) connection to its end (resp_session.cpp).
+void start_resp_session(Server& server, tcp::socket socket);
 /// The buffer store as a bufpool::rpc service.
 rpc::Service make_store_service(Server& server);
 

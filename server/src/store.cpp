@@ -39,11 +39,21 @@ std::size_t BufferStore::find(std::string_view key, std::uint32_t hash) const no
   }
 }
 
-BufferStore::PutResult BufferStore::put(std::string_view key, SharedBuffer value) {
+BufferStore::PutResult BufferStore::put(std::string_view key, SharedBuffer value, PutIf when,
+                                        std::optional<SharedBuffer>* previous) {
   SharedBuffer old;  // released after the lock is dropped
   const std::uint32_t hash = hash_of(key);
   std::unique_lock lock(mutex_);
   Slot& s = slots_[find(key, hash)];
+  if (previous) {
+    if (s.key_size != 0) {
+      *previous = value_of(s);
+    } else {
+      previous->reset();
+    }
+  }
+  if ((when == PutIf::absent && s.key_size != 0) || (when == PutIf::present && s.key_size == 0))
+    return PutResult::not_met;
   if (s.key_size != 0) {
     value_bytes_ += value.size();
     value_bytes_ -= value_of(s).size();
@@ -139,6 +149,11 @@ void BufferStore::clear() {
   keys_ = 0;
   key_space_.reset();
   value_bytes_ = 0;
+}
+
+std::size_t BufferStore::size() const {
+  std::lock_guard lock(mutex_);
+  return keys_;
 }
 
 BufferStore::Stats BufferStore::stats() const {

@@ -36,15 +36,22 @@ class BufferStore {
   BufferStore(const BufferStore&) = delete;
   BufferStore& operator=(const BufferStore&) = delete;
 
-  enum class PutResult { created, replaced, no_room };
+  enum class PutResult { created, replaced, no_room, not_met };
+  /// When put() stores: always, only if the key is absent (Redis's NX), only if present (XX).
+  enum class PutIf { always, absent, present };
   /// Stores `value` under `key`, replacing any previous value at once. no_room: the key arena or
-  /// max_keys is full (the value is released).
-  PutResult put(std::string_view key, SharedBuffer value);
+  /// max_keys is full; not_met: `when` did not hold (the value is released in both cases).
+  /// `previous`, if given, receives the value the key had before (Redis's SET ... GET), checked
+  /// and swapped under one lock.
+  PutResult put(std::string_view key, SharedBuffer value, PutIf when = PutIf::always,
+                std::optional<SharedBuffer>* previous = nullptr);
   /// A reference to the value (empty optional when absent; an empty buffer is a 0-byte value).
   std::optional<SharedBuffer> get(std::string_view key) const;
   bool erase(std::string_view key);
   /// Drops every key.
   void clear();
+  /// Keys stored.
+  std::size_t size() const;
 
   struct Stats {
     std::size_t keys = 0;

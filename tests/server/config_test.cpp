@@ -82,7 +82,8 @@ TEST(Config, ErrorsNameTheKey) {
       std::string::npos);
   EXPECT_NE(error_of({"--min-block", "8KiB"}).find("power of 4"), std::string::npos);
   EXPECT_NE(error_of({"--threads", "1000"}).find("server.threads"), std::string::npos);
-  EXPECT_NE(error_of({"--http-listen", "", "--rpc-listen", ""}).find("both listeners"),
+  EXPECT_NE(error_of({"--http-listen", "", "--rpc-listen", "", "--resp-listen", ""})
+                .find("every listener"),
             std::string::npos);
   EXPECT_NE(error_of({"--no-such-flag"}).find("command line"), std::string::npos);
   EXPECT_EQ(error_of({"--config", "/nonexistent.toml"}),
