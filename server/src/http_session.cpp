@@ -616,21 +616,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (ec) x.keep_alive = false;
   }
 
-  // After an error answered before its body: stop sending, read and drop what the client is
-  // still sending (bounded), then close. Closing at once would reset the connection and could
-  // destroy the response before the client reads it.
+  // After an error answered before its body (detail::linger).
   asio::awaitable<void> linger() {
-    error_code ec;
-    socket_.shutdown(tcp::socket::shutdown_send, ec);
-    std::array<char, 16 * 1024> sink;
-    std::size_t dropped = 0;
-    arm(linger_time);
-    while (dropped < linger_bytes && socket_.is_open()) {
-      auto [rec, n] = co_await socket_.async_read_some(asio::buffer(sink), as_tuple(use_awaitable));
-      if (rec) break;
-      dropped += n;
-    }
-    disarm();
+    co_await detail::linger(socket_, watchdog_, linger_bytes, linger_time);
   }
 
   Server& server_;

@@ -14,7 +14,7 @@ std::optional<std::int64_t> parse_integer(std::string_view text) noexcept {
   if (negative) ++i;
   if (i == text.size()) return std::nullopt;
   if (text[i] == '0' && text.size() > i + 1) return std::nullopt;  // "007", "-0..."
-  if (negative && text[i] == '0') return std::nullopt;              // "-0"
+  if (negative && text[i] == '0') return std::nullopt;             // "-0"
   std::uint64_t v = 0;
   for (; i < text.size(); ++i) {
     const char c = text[i];
@@ -26,8 +26,7 @@ std::optional<std::int64_t> parse_integer(std::string_view text) noexcept {
   constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
   if (negative) {
     if (v > max + 1) return std::nullopt;
-    return v == max + 1 ? std::numeric_limits<std::int64_t>::min()
-                        : -static_cast<std::int64_t>(v);
+    return v == max + 1 ? std::numeric_limits<std::int64_t>::min() : -static_cast<std::int64_t>(v);
   }
   if (v > max) return std::nullopt;
   return static_cast<std::int64_t>(v);
@@ -60,17 +59,30 @@ bool split_inline(std::string_view line, std::vector<std::string>& args) {
         if (p == n) return false;  // no closing quote
         if (line[p] == '\\' && p + 3 < n && line[p + 1] == 'x' && hex_value(line[p + 2]) >= 0 &&
             hex_value(line[p + 3]) >= 0) {
-          current.push_back(static_cast<char>(hex_value(line[p + 2]) * 16 + hex_value(line[p + 3])));
+          current.push_back(
+              static_cast<char>(hex_value(line[p + 2]) * 16 + hex_value(line[p + 3])));
           p += 3;
         } else if (line[p] == '\\' && p + 1 < n) {
           ++p;
           switch (line[p]) {
-            case 'n': current.push_back('\n'); break;
-            case 'r': current.push_back('\r'); break;
-            case 't': current.push_back('\t'); break;
-            case 'b': current.push_back('\b'); break;
-            case 'a': current.push_back('\a'); break;
-            default: current.push_back(line[p]); break;
+            case 'n':
+              current.push_back('\n');
+              break;
+            case 'r':
+              current.push_back('\r');
+              break;
+            case 't':
+              current.push_back('\t');
+              break;
+            case 'b':
+              current.push_back('\b');
+              break;
+            case 'a':
+              current.push_back('\a');
+              break;
+            default:
+              current.push_back(line[p]);
+              break;
           }
         } else if (line[p] == '"') {
           // The closing quote must be followed by a blank or the end.
@@ -178,7 +190,9 @@ void Writer::bulk(std::string_view s) {
   out_ += s;
   out_ += "\r\n";
 }
-void Writer::nil() { out_ += "$-1\r\n"; }
+void Writer::nil() {
+  out_ += "$-1\r\n";
+}
 void Writer::array(std::size_t n) {
   char head[24];
   out_.append(head, format_head(head, '*', static_cast<std::int64_t>(n)));

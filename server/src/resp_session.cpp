@@ -48,7 +48,11 @@ constexpr std::size_t max_args = 1024 * 1024;        // arguments of one command
 constexpr std::size_t max_arg_bytes = 1u << 20;  // bytes of one command's arguments, values aside
 constexpr std::size_t max_unsent = 1024;  // replies owed before the reader waits for the writer
 constexpr std::size_t write_chunk = 4u << 20;
-constexpr std::size_t max_key_size = 250;  // the store's limit, as for HTTP and RPC
+constexpr std::size_t max_key_size = 250;
+// After a protocol error, what the client still sends is read and dropped, up to these bounds.
+constexpr std::size_t linger_bytes = 1u << 20;
+constexpr auto linger_time =
+    std::chrono::milliseconds(1000);  // the store's limit, as for HTTP and RPC
 
 constexpr std::string_view oom_error = "OOM command not allowed when used memory > 'maxmemory'.";
 constexpr std::string_view redis_version = "7.0.0";  // the Redis whose protocol we answer as
@@ -158,7 +162,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
         wake_reader_(socket_.get_executor(), Clock::time_point::max()) {
     error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);  // replies are whole gathered writes
-    socket_.non_blocking(true, ec);  // for the reader's and flush_now()'s direct calls
+    socket_.non_blocking(true, ec);               // for the reader's and flush_now()'s direct calls
   }
 
   asio::awaitable<void> run();
@@ -175,7 +179,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   asio::awaitable<Next> read_command();
   asio::awaitable<Next> read_inline();
   asio::awaitable<bool> fill(std::size_t n, bool first);
-  asio::awaitable<bool> fill_line(std::size_t& at);
+  asio::awaitable<std::size_t> fill_line();
   std::size_t find_line_end() noexcept;
   Take take_arg(std::size_t len, bool value);
   asio::awaitable<Take> read_arg(std::size_t len, bool value);
@@ -246,6 +250,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   bool writer_done_ = false;
   bool stop_reading_ = false;
   bool quit_ = false;
+  bool protocol_error_ = false;  // the connection ends with a protocol error: linger first
 };
 
 // ---- Reading ------------------------------------------------------------------------------
@@ -285,24 +290,28 @@ std::size_t RespConnection::find_line_end() noexcept {
   return static_cast<std::size_t>(static_cast<const char*>(nl) - data);
 }
 
-// Reads until a whole line is buffered; `at` gets its '\n'. False when the socket ended, or the
-// line passed the limit (too_long_).
-asio::awaitable<bool> RespConnection::fill_line(std::size_t& at) {
-  for (;;) {
-    at = find_line_end();
-    if (at != std::string_view::npos) co_return true;
+// Reads until a whole line is buffered; returns the position of its '\n', or npos when the
+// socket ended or the line passed the limit (too_long_). (Written with a reference out-parameter
+// and `for (;;)`, GCC 12 built a frame that crashed when resumed: keep this shape.)
+asio::awaitable<std::size_t> RespConnection::fill_line() {
+  std::size_t at = find_line_end();
+  while (at == std::string_view::npos) {
     if (reader_.size() >= reader_.capacity()) {
       too_long_ = true;
       line_scanned_ = 0;
-      co_return false;
+      co_return at;
     }
-    if (!co_await fill(reader_.size() + 1, false)) co_return false;
+    const bool more = co_await fill(reader_.size() + 1, false);
+    if (!more) co_return at;
+    at = find_line_end();
   }
+  co_return at;
 }
 
 RespConnection::Next RespConnection::protocol_error(std::string_view what) {
   error(fmt::format("ERR Protocol error: {}", what));
   spdlog::debug("resp connection {}: protocol error: {}", info_->id, what);
+  protocol_error_ = true;
   return Next::stop;  // Redis too closes the connection after this reply
 }
 
@@ -380,7 +389,8 @@ asio::awaitable<RespConnection::Next> RespConnection::read_command() {
   if (reader_.size() == 0 && !co_await fill(1, true)) co_return Next::stop;
   if (*reader_.data() != std::byte{'*'}) co_return co_await read_inline();
   std::size_t at = find_line_end();
-  if (at == std::string_view::npos && !co_await fill_line(at))
+  if (at == std::string_view::npos) at = co_await fill_line();
+  if (at == std::string_view::npos)
     co_return too_long_ ? protocol_error("too big mbulk count string") : Next::stop;
   const auto* line = reinterpret_cast<const char*>(reader_.data());
   const auto count = at >= 2 && line[at - 1] == '\r'
@@ -396,7 +406,8 @@ asio::awaitable<RespConnection::Next> RespConnection::read_command() {
     const char type = static_cast<char>(*reader_.data());
     if (type != '$') co_return protocol_error(fmt::format("expected '$', got '{}'", type));
     at = find_line_end();
-    if (at == std::string_view::npos && !co_await fill_line(at))
+    if (at == std::string_view::npos) at = co_await fill_line();
+    if (at == std::string_view::npos)
       co_return too_long_ ? protocol_error("too big bulk count string") : Next::stop;
     line = reinterpret_cast<const char*>(reader_.data());
     const auto len = at >= 2 && line[at - 1] == '\r'
@@ -429,7 +440,8 @@ asio::awaitable<RespConnection::Next> RespConnection::read_command() {
 // An inline command: one line of arguments separated by blanks (telnet, `printf | nc`).
 asio::awaitable<RespConnection::Next> RespConnection::read_inline() {
   std::size_t at = find_line_end();
-  if (at == std::string_view::npos && !co_await fill_line(at))
+  if (at == std::string_view::npos) at = co_await fill_line();
+  if (at == std::string_view::npos)
     co_return too_long_ ? protocol_error("too big inline request") : Next::stop;
   std::string_view line(reinterpret_cast<const char*>(reader_.data()), at);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -645,7 +657,9 @@ void RespConnection::cmd_ping(Command& c) {
   }
 }
 
-void RespConnection::cmd_echo(Command& c) { bulk(c[1]); }
+void RespConnection::cmd_echo(Command& c) {
+  bulk(c[1]);
+}
 
 void RespConnection::cmd_dbsize(Command&) {
   integer(static_cast<std::int64_t>(server_.store().size()));
@@ -708,7 +722,9 @@ std::string RespConnection::info_text(const Command& c) const {
   return out;
 }
 
-void RespConnection::cmd_info(Command& c) { bulk(std::string_view(info_text(c))); }
+void RespConnection::cmd_info(Command& c) {
+  bulk(std::string_view(info_text(c)));
+}
 
 void RespConnection::describe(resp::Writer& w, const CommandSpec& s) {
   // Redis 7's ten fields: name, arity, flags, first key, last key, step, ACL categories, tips,
@@ -1097,6 +1113,8 @@ asio::awaitable<void> RespConnection::run() {
     wake_reader_.expires_at(Clock::time_point::max());
     co_await wake_reader_.async_wait(as_tuple(use_awaitable));
   }
+  if (protocol_error_ && socket_.is_open())
+    co_await detail::linger(socket_, watchdog_, linger_bytes, linger_time);
   close_socket();
 }
 

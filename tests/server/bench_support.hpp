@@ -1,11 +1,6 @@
 // Running the real bufpool-bench binary from a test, and reading its --json output.
 #pragma once
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <filesystem>
 #include <stdexcept>
 #include <string>
@@ -28,19 +23,6 @@ inline double json_number(const std::string& json, const std::string& path) {
   if (from == std::string::npos || at == std::string::npos)
     throw std::runtime_error("no " + path + " in " + json);
   return std::stod(json.substr(at + key.size() + 4));
-}
-
-inline std::uint16_t free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    throw std::runtime_error("no free port");
-  close(fd);
-  return ntohs(a.sin_port);
 }
 
 struct BenchRun {

@@ -1,8 +1,11 @@
 // Starts the real bufpool-server binary on ephemeral loopback ports for a test, and stops it.
 #pragma once
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -127,6 +130,7 @@ class ServerProcess : public ChildProcess {
   const TempDir& dir() const { return *dir_; }
   std::uint16_t http_port = 0;
   std::uint16_t rpc_port = 0;
+  std::uint16_t resp_port = 0;
 
  private:
   ServerProcess(std::unique_ptr<TempDir> dir, std::vector<std::string> args)
@@ -143,11 +147,20 @@ class ServerProcess : public ChildProcess {
     const std::string ports = read_file(port_file);
     http_port = parse_port(ports, "\"http\": ");
     rpc_port = parse_port(ports, "\"rpc\": ");
+    resp_port = parse_port(ports, "\"resp\": ");
   }
   static std::vector<std::string> command(const TempDir& dir, std::vector<std::string> args) {
-    std::vector<std::string> all = {BUFPOOL_SERVER_BIN,     "--http-listen", "127.0.0.1:0",
-                                    "--rpc-listen",         "127.0.0.1:0",   "--port-file",
-                                    dir.file("ports.json"), "--threads",     "2"};
+    std::vector<std::string> all = {BUFPOOL_SERVER_BIN,
+                                    "--http-listen",
+                                    "127.0.0.1:0",
+                                    "--rpc-listen",
+                                    "127.0.0.1:0",
+                                    "--resp-listen",
+                                    "127.0.0.1:0",
+                                    "--port-file",
+                                    dir.file("ports.json"),
+                                    "--threads",
+                                    "2"};
     all.insert(all.end(), args.begin(), args.end());
     return all;
   }
@@ -158,6 +171,21 @@ class ServerProcess : public ChildProcess {
   }
   std::unique_ptr<TempDir> dir_;
 };
+
+/// A loopback port that was free a moment ago, for a program that cannot report the port it
+/// bound (nginx, nutcracker).
+inline std::uint16_t free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    throw std::runtime_error("no free port");
+  close(fd);
+  return ntohs(a.sin_port);
+}
 
 /// Runs a shell command; returns its exit code and standard output.
 inline std::pair<int, std::string> run(const std::string& command) {
