@@ -1,7 +1,7 @@
 # bufpool-server. The build stage runs the same Make targets as CI (make test, make dist-check);
 # the runtime stage has only the runtime libraries, listed by the build (build/dist/runtime-deps).
 #   docker build -t bufpool .
-#   docker run --rm -p 8080:8080 -p 9090:9090 -e BUFPOOL_MAX_MEMORY=2GiB bufpool
+#   docker run --rm -p 8080:8080 -p 9090:9090 -p 6380:6380 -e BUFPOOL_MAX_MEMORY=2GiB bufpool
 
 FROM debian:bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends make ca-certificates \
@@ -22,7 +22,7 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin bufpool
 COPY --from=build /src/build/dist/root/ /
 USER 10001:10001
-EXPOSE 8080 9090
+EXPOSE 8080 9090 6380
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["/usr/local/bin/bufpool-server", "--health-check", "--config", "/etc/bufpool/bufpool.toml"]

@@ -7,11 +7,13 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 # Build and test dependencies (all Debian 12 packages). Allocators are for the benchmarks; curl,
 # prometheus (for promtool) and redis-server (bufpool-bench's RESP client) for the server tests;
-# clang-16, the second compiler (make clang, and a clang-built consumer of the g++-built package).
+# clang-16, the second compiler (make clang, and a clang-built consumer of the g++-built package);
+# redis-tools (redis-cli, redis-benchmark), python3-redis and nutcracker (twemproxy), the Redis
+# clients and the proxy that the RESP tests drive the server with.
 DEPS := cmake ninja-build g++ make ccache pkg-config clang-format \
         libboost1.81-dev libfmt-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev \
         libtomlplusplus-dev libcli11-dev libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev \
-        curl prometheus redis-server clang-16
+        curl prometheus redis-server clang-16 redis-tools python3-redis nutcracker
 
 .PHONY: all deps bench-deps clang-deps clang configure build test bench bench-server compare asan tsan ci format clean help \
         run dist dist-check
