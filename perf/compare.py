@@ -10,6 +10,8 @@ Usage: perf/compare.py               (make compare)
   SERVER_CPU=0 CLIENT_CPU=1       the cores: every server on one, every load generator on the
                                   other, the same for each peer
   RESULTS=perf/RESULTS.md         the file whose compare section is replaced
+  ONLY=http,rpc,resp,overload     the groups to run (all by default); a partial run writes its
+                                  own section (compare-resp, ...), leaving the full one alone
 """
 import datetime
 import json
@@ -20,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peers  # noqa: E402
@@ -32,6 +35,9 @@ WARMUP = int(os.environ.get("WARMUP", "1"))
 SERVER_CPU = int(os.environ.get("SERVER_CPU", "0"))
 CLIENT_CPU = int(os.environ.get("CLIENT_CPU", "1"))
 RESULTS = os.environ.get("RESULTS", "perf/RESULTS.md")
+GROUPS = ("http", "rpc", "resp", "overload")
+ONLY = [g for g in os.environ.get("ONLY", ",".join(GROUPS)).split(",") if g]
+SECTION = "compare" if sorted(ONLY) == sorted(GROUPS) else "compare-" + "-".join(ONLY)
 CONNS = 32      # HTTP: wrk -c and bufpool-bench -c
 RPC_CONNS = 16  # RPC: bufpool-bench -c, for both peers
 OUT = "build/compare"
@@ -111,7 +117,8 @@ def add_row(label, peer, target, b, n, p99_rule):
     short = label.replace(" GET ", " ", 1).replace(" KiB", "K", 1).replace(" MiB", "M", 1)
     short = short.replace("(wrk)", "wrk", 1).replace("(bufpool-bench)", "bench", 1)
     short = re.sub(r"\(bufpool-bench, open loop.*", "open", short)
-    short = short.replace(", pipeline ", ", p", 1)
+    short = short.replace(", pipeline ", ", p", 1).replace(" (redis-benchmark)", "", 1)
+    short = short.replace(", -P ", ", p", 1)
     short = re.sub(r"^SET", "RPC SET", short)
     short = re.sub(r"^GET", "RPC GET", short)
     CHART.append(f'"{short}" {b_med} {n_med} {b_p99} {n_p99}')
@@ -150,7 +157,7 @@ def bench_run(name, args):
 
 
 def http_rows(procs, work):
-    p, bp_http, _ = peers.start_bufpool(procs, work, os.path.join(OUT, "bufpool-server.log"),
+    p, bp_http, _, _ = peers.start_bufpool(procs, work, os.path.join(OUT, "bufpool-server.log"),
                                         SERVER_CPU, ["--max-memory", "2GiB"])
     ng_port = peers.free_port()
     sizes, labels = [4096, 65536, 1048576], ["4 KiB", "64 KiB", "1 MiB"]
@@ -194,18 +201,12 @@ def http_rows(procs, work):
 
 
 def rpc_rows(procs, work):
-    p, _, bp_rpc = peers.start_bufpool(procs, work, os.path.join(OUT, "bufpool-server.log"),
+    p, _, bp_rpc, _ = peers.start_bufpool(procs, work, os.path.join(OUT, "bufpool-server.log"),
                                        SERVER_CPU, ["--max-memory", "4GiB"])
-    redis_port = peers.free_port()
-    redis = procs.start(peers.pinned(SERVER_CPU, [
-        "redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-        "--appendonly", "no", "--dir", work, "--logfile", os.path.join(work, "redis.log")]),
-        os.path.join(work, "redis.out"))
-    peers.wait_port(redis_port)
-    for size in (4096, 1048576):
-        label = "4 KiB" if size == 4096 else "1 MiB"
-        keys = 10000 if size == 4096 else 100
-        target = "1.0" if size == 4096 else "1.5"
+    redis, redis_port = start_redis(procs, work)
+    for size, keys in ((4096, 200), (4096, 10000), (1048576, 100)):
+        label = f"4 KiB, {keys} keys" if size == 4096 else "1 MiB"
+        target = "1.2" if size == 4096 else "1.5"
         for op in ("set", "get"):
             mix = "put=1" if op == "set" else "get=1"
             for pipeline in (1, 16):
@@ -225,13 +226,78 @@ def rpc_rows(procs, work):
     procs.stop(p)
 
 
+def start_redis(procs, work):
+    port = peers.free_port()
+    redis = procs.start(peers.pinned(SERVER_CPU, [
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", "--dir", work, "--logfile", os.path.join(work, "redis.log")]),
+        os.path.join(work, "redis.out"))
+    peers.wait_port(port)
+    return redis, port
+
+
+# Requests per redis-benchmark run, for about 5 s at the rates seen here (scaled by DURATION).
+RB_REQUESTS = {(4096, 1): 500000, (4096, 16): 3000000, (1048576, 1): 10000,
+               (1048576, 16): 10000}
+
+
+def redis_benchmark(name, port, args):
+    """redis-benchmark (Redis's own client) pinned to the client core, -c 16, CSV output;
+    -> (req/s, p99 ms)."""
+    argv = cli(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(RPC_CONNS),
+                "--csv", *args])
+    out = subprocess.run(argv, capture_output=True, text=True)
+    with open(os.path.join(OUT, f"{name}.txt"), "w") as f:
+        f.write(out.stdout + out.stderr)
+    rows = [line for line in out.stdout.splitlines() if line.startswith('"') and
+            not line.startswith('"test"')]
+    if out.returncode != 0 or len(rows) != 1:
+        fail(f"compare: redis-benchmark {name} failed:\n{out.stdout}{out.stderr}")
+    fields = [f.strip('"') for f in rows[0].split(",")]
+    return fields[1], float(fields[6])  # rps, p99_latency_ms
+
+
+def resp_rows(procs, work):
+    """bufpool-server's RESP front end against redis-server, both driven by redis-benchmark with
+    the same flags. GET runs follow SETs of every key (20 per key, so that each exists)."""
+    p, _, _, bp_resp = peers.start_bufpool(procs, work, os.path.join(OUT, "bufpool-server.log"),
+                                           SERVER_CPU, ["--max-memory", "4GiB"], rpc=False,
+                                           resp=True)
+    redis, redis_port = start_redis(procs, work)
+    for size, keys in ((4096, 200), (4096, 10000), (1048576, 100)):
+        label = f"4 KiB, -r {keys}" if size == 4096 else f"1 MiB, -r {keys}"
+        target = "1.2" if size == 4096 else "1.5"
+        for port in (bp_resp, redis_port):  # the same keys and values in both
+            redis_benchmark(f"resp-prefill-{size}-{keys}-{port}", port,
+                            ["-t", "set", "-d", str(size), "-r", str(keys), "-P", "16", "-n",
+                             str(keys * 20)])
+        for op in ("set", "get"):
+            for pipeline in (1, 16):
+                n_req = RB_REQUESTS[(size, pipeline)] * DURATION // 5
+                b, n = Row(), Row()
+                for rep in range(1, REPS + 1):
+                    for row, who, port, pid in ((b, "bufpool", bp_resp, p.pid),
+                                                (n, "redis", redis_port, redis.pid)):
+                        t0, c0 = peers.ticks(pid), time.monotonic()
+                        rps, p99 = redis_benchmark(
+                            f"resp-{op}-{size}-{keys}-p{pipeline}-{who}-{rep}", port,
+                            ["-t", op, "-d", str(size), "-r", str(keys), "-P", str(pipeline),
+                             "-n", str(n_req)])
+                        elapsed = time.monotonic() - c0
+                        row.add(rps, p99, (peers.ticks(pid) - t0) * 10000 / (float(rps) * elapsed))
+                add_row(f"RESP {op.upper()} {label}, -P {pipeline} (redis-benchmark)", "redis",
+                        target, b, n, False)
+    procs.stop(redis)
+    procs.stop(p)
+
+
 def overload_rows(procs, work):
     """max_memory 256 MiB; 64 writers of 16 MiB values ask for 1 GiB at once, into 12 keys
     (192 MiB stored), so a PUT succeeds when memory frees in time (alloc_timeout 1 s) and gets
     503 otherwise. A quarter of the requests are verified GETs."""
     over = []
     for rep in range(1, REPS + 1):
-        p, bp_http, _ = peers.start_bufpool(
+        p, bp_http, _, _ = peers.start_bufpool(
             procs, work, os.path.join(OUT, "bufpool-server.log"), SERVER_CPU,
             ["--max-memory", "256MiB", "--alloc-timeout", "1s"])
         name = f"overload-{rep}"
@@ -276,7 +342,7 @@ def section(over):
     gxx = subprocess.run(["g++", "-dumpfullversion"], capture_output=True, text=True).stdout.strip()
     d, w = DURATION, WARMUP
     lines = [
-        "<!-- compare:begin (written by perf/compare.py; do not edit by hand) -->",
+        f"<!-- {SECTION}:begin (written by perf/compare.py; do not edit by hand) -->",
         f"## {now:%Y-%m-%d}: bufpool-server against nginx and Redis (issue 5), {now:%H:%M} UTC",
         "",
         f"Command: `make compare` (`perf/compare.py`, REPS={REPS} DURATION={d}s WARMUP={w}s).",
@@ -304,6 +370,13 @@ def section(over):
         "`redis://` against",
         "redis-server (no persistence); keys 10,000 (4 KiB) or 100 (1 MiB); GET runs PUT every "
         "key first.",
+        f"RESP: `redis-benchmark -c {RPC_CONNS} -t set|get -d SIZE -r KEYS -P 1|16 -n N --csv` "
+        "against both servers",
+        "(bufpool-server's RESP front end, and redis-server), N sized for about "
+        f"{DURATION} s; each key SET 20 times",
+        "before the GETs. Its latency is Redis's: time to the first byte of the reply. "
+        "CPU µs/req for these rows",
+        "divides by the requests over the run's own wall time.",
         "Runs alternate between the peers. Figures: median req/s (the runs in brackets), median "
         "p99 in ms.",
         "HTTP rows must also have a p99 no worse than nginx's. CPU µs/req: the server process's "
@@ -333,7 +406,7 @@ def section(over):
         *over,
         "",
         "Chart: [perf/compare.svg](compare.svg). Raw outputs: build/compare/ (not committed).",
-        "<!-- compare:end -->",
+        f"<!-- {SECTION}:end -->",
     ]
     return "\n".join(lines) + "\n"
 
@@ -342,7 +415,7 @@ def replace_section(text):
     """Replaces the previous section of RESULTS (or appends the first one), leaving the rest."""
     with open(RESULTS) as f:
         old = f.read()
-    m = re.search(r"<!-- compare:begin.*?<!-- compare:end -->\n?", old, re.S)
+    m = re.search(rf"<!-- {SECTION}:begin.*?<!-- {SECTION}:end -->\n?", old, re.S)
     new = old[: m.start()] + text + old[m.end():] if m else old.rstrip("\n") + "\n\n" + text
     with open(RESULTS, "w") as f:
         f.write(new)
@@ -356,7 +429,10 @@ def main():
         return
     if sys.argv[1:]:
         fail(__doc__.strip(), 2)
-    peers.need_tools("compare", ["wrk", "nginx", "redis-server", "gnuplot", "taskset"])
+    peers.need_tools("compare", ["wrk", "nginx", "redis-server", "redis-benchmark", "gnuplot",
+                                 "taskset"])
+    if any(g not in GROUPS for g in ONLY):
+        fail(f"compare: ONLY takes {','.join(GROUPS)}", 2)
     if not (os.access(peers.SERVER, os.X_OK) and os.access(peers.BENCH, os.X_OK)):
         fail("compare: build first (make build)", 2)
     if (os.cpu_count() or 1) < 2:
@@ -368,16 +444,23 @@ def main():
           f"{CLIENT_CPU}, {REPS} runs of {DURATION}s", file=sys.stderr)
     procs = peers.Processes()
     work = tempfile.mkdtemp(prefix="bufpool-compare-", dir="/dev/shm")
+    over = []
     try:
-        http_rows(procs, work)
-        rpc_rows(procs, work)
-        over = overload_rows(procs, work)
+        if "http" in ONLY:
+            http_rows(procs, work)
+        if "rpc" in ONLY:
+            rpc_rows(procs, work)
+        if "resp" in ONLY:
+            resp_rows(procs, work)
+        if "overload" in ONLY:
+            over = overload_rows(procs, work)
     finally:
         procs.stop_all()
         shutil.rmtree(work, ignore_errors=True)
-    with open(CHART_DAT, "w") as f:
-        f.write("\n".join(CHART) + "\n")
-    draw_chart()
+    if SECTION == "compare":  # the chart shows the whole comparison only
+        with open(CHART_DAT, "w") as f:
+            f.write("\n".join(CHART) + "\n")
+        draw_chart()
     text = section(over)
     with open(os.path.join(OUT, "section.md"), "w") as f:
         f.write(text)

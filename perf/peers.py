@@ -116,14 +116,14 @@ class Processes:
             self.stop_pid_file(path)
 
 
-def start_bufpool(procs, work, log, cpu=None, extra=(), rpc=True):
-    """bufpool-server with one thread on ephemeral ports (RPC off unless `rpc`); returns
-    (Popen, http_port, rpc_port), rpc_port 0 without RPC."""
+def start_bufpool(procs, work, log, cpu=None, extra=(), rpc=True, resp=False):
+    """bufpool-server with one thread on ephemeral ports (RPC off unless `rpc`, RESP off unless
+    `resp`); returns (Popen, http_port, rpc_port, resp_port), 0 for a port that is off."""
     ports = os.path.join(work, "ports.json")
     if os.path.exists(ports):
         os.remove(ports)
     argv = [SERVER, "--http-listen", "127.0.0.1:0", "--rpc-listen", "127.0.0.1:0" if rpc else "",
-            "--threads", "1", "--port-file", ports, "--log-level", "warn", *extra]
+            "--resp-listen", "127.0.0.1:0" if resp else "", "--threads", "1", "--port-file", ports, "--log-level", "warn", *extra]
     p = procs.start(pinned(cpu, argv) if cpu is not None else argv, log)
     for _ in range(200):
         if os.path.exists(ports) and os.path.getsize(ports) > 0:
@@ -134,7 +134,7 @@ def start_bufpool(procs, work, log, cpu=None, extra=(), rpc=True):
         time.sleep(0.05)
     with open(ports) as f:
         ports_json = json.load(f)
-    return p, ports_json["http"], ports_json.get("rpc", 0)
+    return p, ports_json["http"], ports_json.get("rpc", 0), ports_json.get("resp", 0)
 
 
 def http(method, url, data=None):

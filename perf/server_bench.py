@@ -31,7 +31,7 @@ def main():
     procs = peers.Processes()
     work = tempfile.mkdtemp(prefix="bufpool-server-bench-")
     try:
-        p, port, _ = peers.start_bufpool(procs, work, os.path.join(work, "server.log"),
+        p, port, _, _ = peers.start_bufpool(procs, work, os.path.join(work, "server.log"),
                                          extra=["--max-memory", "1GiB"], rpc=False)
         nport = peers.free_port()
         sizes = [4096, 65536, 1048576]

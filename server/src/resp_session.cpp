@@ -176,6 +176,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   enum class Take { done, later, bad_end };
 
   asio::awaitable<void> read_loop();
+  bool parse_buffered();
   asio::awaitable<Next> read_command();
   asio::awaitable<Next> read_inline();
   asio::awaitable<bool> fill(std::size_t n, bool first);
@@ -226,6 +227,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   void raw(std::string resp_text);
 
   void flush_now();
+  void publish() noexcept;
   void recycle(std::unique_ptr<Reply>&& r);
   void close_socket();
   struct WriterHooks;
@@ -240,7 +242,13 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   detail::WriteQueue<std::unique_ptr<Reply>, ReplyBuffers> writes_;
   std::vector<std::unique_ptr<Reply>> spare_;  // spent replies, reused: no heap call per reply
   asio::steady_timer wake_reader_;             // cancelled when the writer has written
+  // Counts kept here and added to the server's atomics once per batch (publish(), from
+  // flush_now()): one atomic add per command each would cost more than the lookup.
+  struct Tally {
+    std::uint64_t commands = 0, errors = 0, hits = 0, misses = 0;
+  } tally_;
   Command cmd_;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> spans_;  // parse_buffered()'s arguments
   const CommandSpec* spec_ = nullptr;  // of cmd_, once its name is read (null: unknown)
   std::vector<std::string> inline_args_;
   std::size_t line_scanned_ = 0;  // bytes already searched for a line end
@@ -383,6 +391,80 @@ asio::awaitable<RespConnection::Take> RespConnection::read_arg(std::size_t len, 
   co_return crlf ? Take::done : Take::bad_end;
 }
 
+// The digits of a `*N` or `$N` line that ends at `end` (its '\r'), the common case only: 1 to 18
+// digits, no sign, no leading zero. Anything else is left to resp::parse_integer's full rules.
+std::optional<std::size_t> fast_length(const char* p, const char* end) noexcept {
+  const auto n = end - p;
+  if (n < 1 || n > 18 || (*p == '0' && n > 1)) return std::nullopt;
+  std::size_t v = 0;
+  for (; p < end; ++p) {
+    const auto d = static_cast<unsigned>(*p - '0');
+    if (d > 9) return std::nullopt;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+// The usual case, without suspending: a whole `*N` command is in the buffer (a pipelined batch
+// arrives in one read) and its values' blocks are free now. False, with nothing consumed and
+// cmd_ empty, when any of it is missing, must wait or is malformed: read_command() then takes
+// the general way, which reports errors.
+bool RespConnection::parse_buffered() {
+  const char* const begin = reinterpret_cast<const char*>(reader_.data());
+  const char* const end = begin + reader_.size();
+  const char* p = begin;
+  if (p == end || *p != '*') return false;
+  auto line_end = [&p, end]() -> const char* {
+    const auto* cr =
+        static_cast<const char*>(std::memchr(p, '\r', static_cast<std::size_t>(end - p)));
+    return cr && cr + 1 < end && cr[1] == '\n' ? cr : nullptr;
+  };
+  const char* cr = line_end();
+  if (!cr) return false;
+  const auto count = fast_length(p + 1, cr);
+  if (!count || *count == 0 || *count > max_args) return false;
+  p = cr + 2;
+  spans_.clear();
+  const CommandSpec* spec = nullptr;
+  std::size_t copied = 0;
+  for (std::size_t i = 0; i < *count; ++i) {
+    if (p == end || *p != '$') return false;
+    cr = line_end();
+    if (!cr) return false;
+    const auto len = fast_length(p + 1, cr);
+    p = cr + 2;
+    if (!len || *len + 2 > static_cast<std::size_t>(end - p) || p[*len] != '\r' ||
+        p[*len + 1] != '\n')
+      return false;
+    const bool value = spec && is_value(spec->values, i);
+    if (value ? *len > config_.max_object_size : (copied += *len) > max_arg_bytes) return false;
+    spans_.emplace_back(static_cast<std::uint32_t>(p - begin), static_cast<std::uint32_t>(*len));
+    if (i == 0) spec = find_command(std::string_view(p, *len));
+    p += *len + 2;
+  }
+  // All there: take the arguments (values into pool blocks, if free now).
+  for (std::size_t i = 0; i < spans_.size(); ++i) {
+    const auto [at, len] = spans_[i];
+    if (spec && is_value(spec->values, i)) {
+      Buffer b;
+      if (len > 0) {
+        b = server_.pool().allocate_if_free(len);
+        if (!b) {
+          cmd_.clear();  // the blocks taken so far go back; the general way waits
+          return false;
+        }
+        std::memcpy(b.data(), begin + at, len);
+      }
+      cmd_.add_value(std::move(b), len);
+    } else {
+      std::memcpy(cmd_.add_bytes(len).data(), begin + at, len);
+    }
+  }
+  spec_ = spec;
+  reader_.consume(static_cast<std::size_t>(p - begin));
+  return true;
+}
+
 // Reads one command: `*N` and N bulk strings, or an inline line. An error has its reply queued.
 asio::awaitable<RespConnection::Next> RespConnection::read_command() {
   spec_ = nullptr;
@@ -478,6 +560,12 @@ asio::awaitable<void> RespConnection::read_loop() {
       co_await reader_.across(wake_reader_.async_wait(as_tuple(use_awaitable)));
     }
     if (stop_reading_ || !socket_.is_open()) co_return;
+    if (parse_buffered()) {
+      execute();
+      cmd_.clear();
+      if (quit_) co_return;
+      continue;
+    }
     if (reader_.size() == 0) info_->busy.store(false, std::memory_order_relaxed);
     const Next next = co_await read_command();
     if (next == Next::run) execute();
@@ -489,8 +577,7 @@ asio::awaitable<void> RespConnection::read_loop() {
 // ---- Commands -----------------------------------------------------------------------------
 
 void RespConnection::execute() {
-  server_.counters().add(server_.counters().resp_commands);
-  info_->requests.fetch_add(1, std::memory_order_relaxed);
+  ++tally_.commands;
   Command& c = cmd_;
   if (!spec_) {
     std::vector<std::string_view> rest;
@@ -514,13 +601,12 @@ void RespConnection::execute() {
 void RespConnection::cmd_get(Command& c) {
   std::optional<SharedBuffer> v;
   if (valid_resp_key(c[1])) v = server_.store().get(c[1]);
-  auto& counters = server_.counters();
   if (!v) {
-    counters.add(counters.keyspace_misses);
+    ++tally_.misses;
     nil();
     return;
   }
-  counters.add(counters.keyspace_hits);
+  ++tally_.hits;
   bulk(std::move(*v));
 }
 
@@ -723,6 +809,7 @@ std::string RespConnection::info_text(const Command& c) const {
 }
 
 void RespConnection::cmd_info(Command& c) {
+  publish();  // this connection's own commands count too
   bulk(std::string_view(info_text(c)));
 }
 
@@ -999,7 +1086,7 @@ void RespConnection::simple(std::string_view s) {
 }
 
 void RespConnection::error(std::string_view s) {
-  server_.counters().add(server_.counters().resp_errors);
+  ++tally_.errors;
   auto r = new_reply();
   r->text += '-';
   r->text += resp::one_line(s);
@@ -1037,7 +1124,19 @@ void RespConnection::raw(std::string resp_text) {
 
 // ---- Writing and the connection's life ----------------------------------------------------
 
+void RespConnection::publish() noexcept {
+  if (tally_.commands == 0) return;
+  auto& k = server_.counters();
+  k.add(k.resp_commands, tally_.commands);
+  k.add(k.resp_errors, tally_.errors);
+  k.add(k.keyspace_hits, tally_.hits);
+  k.add(k.keyspace_misses, tally_.misses);
+  info_->requests.fetch_add(tally_.commands, std::memory_order_relaxed);
+  tally_ = Tally{};
+}
+
 void RespConnection::flush_now() {
+  publish();
   if (!socket_.is_open()) return;
   auto done = [this](std::unique_ptr<Reply>&& r) { recycle(std::move(r)); };
   if (const std::size_t n = writes_.flush_now(socket_, done)) {

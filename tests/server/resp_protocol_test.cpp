@@ -66,7 +66,8 @@ TEST(RespProtocol, WriterEncodesEachKind) {
   w.integer(-42);
   w.bulk(std::string_view("a\0b", 3));
   w.nil();
-  EXPECT_EQ(w.text(), std::string("*5\r\n+OK\r\n-ERR bad thing\r\n:-42\r\n$3\r\na\0b\r\n$-1\r\n", 45));
+  EXPECT_EQ(w.text(),
+            std::string("*5\r\n+OK\r\n-ERR bad thing\r\n:-42\r\n$3\r\na\0b\r\n$-1\r\n", 45));
   char head[24];
   EXPECT_EQ(std::string(head, format_head(head, '$', 4096)), "$4096\r\n");
   EXPECT_EQ(std::string(head, format_head(head, ':', std::numeric_limits<std::int64_t>::min())),

@@ -21,9 +21,12 @@ using namespace std::chrono_literals;
 namespace {
 
 const std::string python = "/usr/bin/python3";  // Debian's, which has python3-redis
-const std::string redis_py_script = std::string(BUFPOOL_SOURCE_DIR) + "/tests/server/resp_redis_py.py";
+const std::string redis_py_script =
+    std::string(BUFPOOL_SOURCE_DIR) + "/tests/server/resp_redis_py.py";
 
-std::string cli(const ServerProcess& s) { return "redis-cli -p " + std::to_string(s.resp_port) + " "; }
+std::string cli(const ServerProcess& s) {
+  return "redis-cli -p " + std::to_string(s.resp_port) + " ";
+}
 
 // A plain TCP connection with a receive timeout, for bytes no client library would send.
 class Raw {
@@ -219,9 +222,9 @@ TEST(Resp, NutcrackerInFront) {
                       << "\n  redis: true\n  hash: fnv1a_64\n  distribution: ketama\n"
                          "  auto_eject_hosts: false\n  timeout: 5000\n  servers:\n   - 127.0.0.1:"
                       << s.resp_port << ":1\n";
-  ChildProcess proxy({"nutcracker", "-c", conf, "-s", std::to_string(stats), "-o",
-                      dir.file("nutcracker.log")},
-                     dir.file("nutcracker.out"));
+  ChildProcess proxy(
+      {"nutcracker", "-c", conf, "-s", std::to_string(stats), "-o", dir.file("nutcracker.log")},
+      dir.file("nutcracker.out"));
   const std::string via = "redis-cli -p " + std::to_string(listen) + " ";
   for (int i = 0; i < 100 && run(via + "ping").second != "PONG\n"; ++i)
     std::this_thread::sleep_for(50ms);
@@ -244,7 +247,8 @@ TEST(Resp, PipelinedAndInlineCommandsAnswerInOrder) {
   Raw c(s.resp_port);
   std::string batch, want;
   for (int i = 0; i < 500; ++i) {
-    const std::string k = "p" + std::to_string(i), v = std::string(static_cast<std::size_t>(i), 'v');
+    const std::string k = "p" + std::to_string(i),
+                      v = std::string(static_cast<std::size_t>(i), 'v');
     batch += command({"SET", k, v}) + command({"GET", k});
     want += "+OK\r\n" + bulk(v);
   }
