@@ -26,23 +26,58 @@ using Clock = std::chrono::steady_clock;
 
 // A call waiting for its reply; lives in the calling coroutine's frame.
 struct Client::Pending {
-  explicit Pending(const asio::any_io_executor& ex) : timer(ex, Clock::time_point::max()) {}
+  Pending(const asio::any_io_executor& ex, std::uint64_t id_)
+      : timer(ex, Clock::time_point::max()), id(id_) {}
   asio::steady_timer timer;  // cancelled when the reply (or an error) is in
+  std::uint64_t id;
   std::optional<Reply> reply;
   std::error_code error;
 };
 
-// A request on its way out. The payload is the caller's memory, alive while its call waits.
+// A request on its way out, in the calling coroutine's frame too: the call returns only once
+// the write queue has handed the frame back (`released`). The payload is the caller's memory.
 struct Client::Frame {
-  std::uint64_t id = 0;
   rpc::HeaderBytes header;
-  std::string key;
+  std::array<char, rpc::max_key_size> key;  // copied: the caller's key may be a temporary
+  std::size_t key_size = 0;
   asio::const_buffer payload;
+  bool released = false;  // written, or dropped by a failed write or a reset
 };
 
-std::array<asio::const_buffer, 3> Client::FrameBuffers::operator()(
-    const std::unique_ptr<Frame>& f) const {
-  return {asio::buffer(f->header), asio::buffer(f->key), f->payload};
+std::array<asio::const_buffer, 3> Client::FrameBuffers::operator()(Frame* const& f) const {
+  return {asio::buffer(f->header), asio::buffer(f->key.data(), f->key_size), f->payload};
+}
+
+// Requests have no write deadline (each call has its own timeout); a frame the queue is done
+// with is marked so that its call may return.
+struct Client::WriterHooks : detail::PlainWriterHooks<tcp::socket> {
+  static void done(Frame*&& f) noexcept { f->released = true; }
+};
+
+void Client::add_call(Pending* p) {
+  if (calls_.empty()) calls_.resize(64);
+  while (next_id_ - first_call_ > calls_.size()) {  // the window outgrew the ring: double it
+    std::vector<Pending*> bigger(calls_.size() * 2);
+    for (std::uint64_t id = first_call_; id < p->id; ++id)
+      bigger[id % bigger.size()] = calls_[id % calls_.size()];
+    calls_.swap(bigger);
+  }
+  calls_[p->id % calls_.size()] = p;
+  ++live_calls_;
+}
+
+Client::Pending* Client::find_call(std::uint64_t id) const noexcept {
+  if (id < first_call_ || id >= next_id_ || calls_.empty()) return nullptr;
+  Pending* p = calls_[id % calls_.size()];
+  return p && p->id == id ? p : nullptr;
+}
+
+void Client::remove_call(std::uint64_t id) noexcept {
+  if (!find_call(id)) return;
+  calls_[id % calls_.size()] = nullptr;
+  --live_calls_;
+  while (first_call_ < next_id_ && calls_[first_call_ % calls_.size()] == nullptr)
+    ++first_call_;
 }
 
 // Frames go in batches of at most 64 (a call's timeout looks for its frame among them).
@@ -115,12 +150,17 @@ void Client::close() {
 
 void Client::fail_all(std::error_code ec) {
   if (!closed_with_) closed_with_ = ec;
-  for (auto& [id, p] : pending_) {
-    p->error = ec;
-    p->timer.cancel();
+  for (std::uint64_t id = first_call_; id < next_id_; ++id) {
+    if (Pending* p = find_call(id)) {
+      p->error = ec;
+      p->timer.cancel();
+      calls_[id % calls_.size()] = nullptr;
+    }
   }
-  pending_.clear();
-  writes_.reset([](std::unique_ptr<Frame>&&) {});  // the socket is closed: no write reads them
+  first_call_ = next_id_;
+  live_calls_ = 0;
+  // The socket is closed: no write reads the frames any more.
+  writes_.reset([](Frame*&& f) { f->released = true; });
 }
 
 asio::awaitable<std::tuple<boost::system::error_code, Client::Reply>> Client::call_for_token(
@@ -138,54 +178,62 @@ asio::awaitable<Client::Reply> Client::call(std::uint8_t opcode, std::string_vie
   auto self = shared_from_this();  // the reader and writer outlive nothing they need
   if (!socket_.is_open() || closed_with_)
     throw std::system_error(closed_with_ ? closed_with_ : make_error_code(errc::closed));
-  Pending pending(socket_.get_executor());
-  const std::uint64_t id = next_id_++;
-  auto frame = std::make_unique<Frame>();
+  if (key.size() > rpc::max_key_size)
+    throw std::system_error(make_error_code(errc::invalid_argument), "bufpool key above 250 bytes");
+  Pending pending(socket_.get_executor(), next_id_++);
+  Frame frame;
   rpc::FrameHeader h;
   h.opcode = opcode;
-  h.request_id = id;
+  h.request_id = pending.id;
   h.key_length = static_cast<std::uint32_t>(key.size());
   h.payload_length = payload.size();
-  frame->header = rpc::encode(h);
-  frame->id = id;
-  frame->key.assign(key);
-  frame->payload = payload;
-  pending_.emplace(id, &pending);
-  writes_.push(std::move(frame));
-  auto drop = [](std::unique_ptr<Frame>&&) {};
-  if (pending_.size() == 1) {
+  frame.header = rpc::encode(h);
+  std::memcpy(frame.key.data(), key.data(), key.size());
+  frame.key_size = key.size();
+  frame.payload = payload;
+  add_call(&pending);
+  writes_.push(&frame);
+  if (live_calls_ == 1) {
     // The only call in flight: write it now rather than through the writer (which costs a trip
     // through the executor). With calls in flight, the writer batches them into one write.
-    writes_.flush_now(socket_, drop);
+    writes_.flush_now(socket_, [](Frame*&& f) { f->released = true; });
   } else {
     writes_.wake();
   }
   pending.timer.expires_after(options_.request_timeout);
   co_await pending.timer.async_wait(as_tuple(use_awaitable));
-  if (pending.reply) co_return std::move(*pending.reply);
+  // The reply can come before the writer has seen its write complete (or, from a server that
+  // answers before reading the whole request, before it was all written): the frame and the
+  // payload must be out of the queue before they go.
+  const bool got_reply = pending.reply.has_value();
+  if (!got_reply) remove_call(pending.id);  // timed out, or failed: forget the call
+  if (!frame.released) co_await release(frame);
+  if (got_reply) co_return std::move(*pending.reply);
   if (pending.error) throw std::system_error(pending.error);
-  // The timer ran out: forget the call. The payload is the caller's memory, so the frame must
-  // not be written after this returns: drop it if it is still queued, or wait for the write in
-  // progress to finish with it.
-  pending_.erase(id);
-  auto mine = [id](const std::unique_ptr<Frame>& f) { return f->id == id; };
-  switch (writes_.remove(mine, drop)) {
-    case detail::WriteQueue<std::unique_ptr<Frame>, FrameBuffers>::Removal::removed:
-      break;
-    case detail::WriteQueue<std::unique_ptr<Frame>, FrameBuffers>::Removal::started:
-      close();  // half of it is on the wire: the stream cannot be framed without the rest
-      break;
-    case detail::WriteQueue<std::unique_ptr<Frame>, FrameBuffers>::Removal::absent:
-      co_await writes_.until_written(mine);
-      break;
-  }
   throw std::system_error(make_error_code(errc::timed_out), "bufpool rpc call");
 }
 
-// Requests have no write deadline (each call has its own timeout), and a written frame is
-// simply dropped.
+// Takes a frame out of the write queue: dropped if no write has touched it; waited for if it is
+// in the write in progress; and if a direct write sent part of it, the stream cannot be framed
+// without the rest, so the connection closes.
+asio::awaitable<void> Client::release(Frame& frame) {
+  auto mine = [&frame](Frame* const& f) { return f == &frame; };
+  auto drop = [](Frame*&& f) { f->released = true; };
+  using Removal = detail::WriteQueue<Frame*, FrameBuffers>::Removal;
+  switch (writes_.remove(mine, drop)) {
+    case Removal::removed:
+      break;
+    case Removal::started:
+      close();
+      break;
+    case Removal::absent:
+      co_await writes_.until_written(mine);
+      break;
+  }
+}
+
 asio::awaitable<void> Client::write_loop() {
-  detail::PlainWriterHooks<tcp::socket> hooks{socket_};
+  WriterHooks hooks{{socket_}};
   const auto ec = co_await writes_.run(socket_, hooks);
   if (ec) close();
 }
@@ -215,7 +263,7 @@ asio::awaitable<bool> Client::read_reply(const rpc::FrameHeader& h) {
   Buffer payload;
   std::error_code fail;
   if (len > 0) {
-    if (pending_.contains(h.request_id)) {
+    if (find_call(h.request_id)) {
       payload = pool_->allocate_if_free(len);
       if (!payload) {
         auto [ec, b] = co_await reader_.across(
@@ -235,10 +283,9 @@ asio::awaitable<bool> Client::read_reply(const rpc::FrameHeader& h) {
     if (!complete) co_return false;
   }
   // Look the call up now: it may have timed out while the payload was read.
-  auto it = pending_.find(h.request_id);
-  if (it == pending_.end()) co_return true;
-  Pending* p = it->second;
-  pending_.erase(it);
+  Pending* p = find_call(h.request_id);
+  if (!p) co_return true;
+  remove_call(h.request_id);
   if (fail) {
     p->error = fail;
   } else {

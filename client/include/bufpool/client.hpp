@@ -25,7 +25,6 @@
 #include <string_view>
 #include <system_error>
 #include <tuple>
-#include <unordered_map>
 #include <vector>
 
 namespace bufpool {
@@ -120,7 +119,7 @@ class Client : public std::enable_shared_from_this<Client> {
   /// Closes the connection; calls in flight fail with errc::closed.
   void close();
   bool is_open() const noexcept { return socket_.is_open(); }
-  std::size_t in_flight() const noexcept { return pending_.size(); }
+  std::size_t in_flight() const noexcept { return live_calls_; }
 
  private:
   boost::asio::awaitable<std::tuple<boost::system::error_code, Reply>> call_for_token(
@@ -128,8 +127,13 @@ class Client : public std::enable_shared_from_this<Client> {
   struct Pending;
   struct Frame;
   struct FrameBuffers {
-    std::array<boost::asio::const_buffer, 3> operator()(const std::unique_ptr<Frame>& f) const;
+    std::array<boost::asio::const_buffer, 3> operator()(Frame* const& f) const;
   };
+  struct WriterHooks;
+  boost::asio::awaitable<void> release(Frame& frame);
+  void add_call(Pending* p);
+  Pending* find_call(std::uint64_t id) const noexcept;
+  void remove_call(std::uint64_t id) noexcept;
   Client(boost::asio::ip::tcp::socket socket, ClientOptions options);
   boost::asio::awaitable<void> read_loop();
   boost::asio::awaitable<bool> read_reply(const rpc::FrameHeader& h);
@@ -141,8 +145,15 @@ class Client : public std::enable_shared_from_this<Client> {
   std::unique_ptr<BuddyPool> own_pool_;
   BuddyPool* pool_;
   std::uint64_t next_id_ = 1;
-  std::unordered_map<std::uint64_t, Pending*> pending_;
-  detail::WriteQueue<std::unique_ptr<Frame>, FrameBuffers> writes_;
+  // The calls in flight, by request id. Ids are handed out in order, so the live ones lie in
+  // [first_call_, next_id_), and slot id % size holds the call of id: found in O(1). The ring
+  // doubles when that window outgrows it (a slow call with many quick ones after it), and never
+  // shrinks: once it has grown, a call costs no heap call. Each Pending and each Frame lives in
+  // its calling coroutine's frame.
+  std::vector<Pending*> calls_;
+  std::uint64_t first_call_ = 1;
+  std::size_t live_calls_ = 0;
+  detail::WriteQueue<Frame*, FrameBuffers> writes_;
   detail::DirectReader reader_;  // reply headers, and the start of a payload
   std::error_code closed_with_;
 };
