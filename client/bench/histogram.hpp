@@ -60,6 +60,8 @@ class Histogram {
   void reset() noexcept { *this = Histogram{}; }
 
   std::uint64_t count() const noexcept { return count_; }
+  /// How many values bucket i holds (i < bucket_count).
+  std::uint64_t count_at(std::size_t i) const noexcept { return counts_[i]; }
   std::uint64_t min() const noexcept { return count_ ? min_ : 0; }
   std::uint64_t max() const noexcept { return max_; }
   double mean() const noexcept {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 
 namespace bufpool::bench {
@@ -161,18 +162,31 @@ Mix parse_mix(std::string_view text) {
   return m;
 }
 
+double parse_rate(std::string_view text) {
+  const bool percent = !text.empty() && text.back() == '%';
+  const std::string number(percent ? text.substr(0, text.size() - 1) : text);
+  char* end = nullptr;
+  const double v = std::strtod(number.c_str(), &end);
+  const double rate = percent ? v / 100 : v;
+  if (number.empty() || end != number.c_str() + number.size() || !(rate >= 0) || rate > 1)
+    throw UsageError(
+        fmt::format("--max-error-rate: '{}' is not a rate from 0 to 1 (or 0% to 100%)", text));
+  return rate;
+}
+
 std::optional<Options> parse_options(int argc, const char* const* argv) {
   CLI::App app{
       "bufpool-bench: a load generator for bufpool-server (RPC and HTTP), any HTTP server (GET)\n"
       "and Redis (SET/GET), with the same load shape and the same measurements for each.\n"
       "Closed loop by default (each connection keeps --pipeline requests in flight); --rate\n"
       "gives an open loop whose latency counts from each request's intended send time.\n"
-      "Exit status: 0 done, 1 target unreachable or corrupt responses, 2 bad arguments.\n",
+      "Exit status: 0 done; 1 target unreachable, corrupt responses, or an error rate above\n"
+      "--max-error-rate; 2 bad arguments.\n",
       "bufpool-bench"};
   app.set_help_flag("-h,--help", "print this help and exit");
   app.get_formatter()->column_width(36);
   Options o;
-  std::string target, duration, warmup, mix, size, timeout, connect_timeout;
+  std::string target, duration, warmup, mix, size, timeout, connect_timeout, max_error_rate;
   std::uint64_t requests = 0;
   app.add_option("--target", target,
                  "rpc://HOST:PORT (bufpool RPC), http://HOST:PORT (bufpool's HTTP API),\n"
@@ -180,7 +194,8 @@ std::optional<Options> parse_options(int argc, const char* const* argv) {
       ->required();
   app.add_option("-c,--connections", o.connections, "connections in all (default 16)");
   app.add_option("-p,--pipeline", o.pipeline, "requests in flight per connection (default 1)");
-  app.add_option("-t,--threads", o.threads, "threads, each with its share of the connections");
+  app.add_option("-t,--threads", o.threads,
+                 "threads, each with its share of the connections (default 1)");
   app.add_option("-d,--duration", duration, "measured time, like 10s (default 10s)");
   app.add_option("-n,--requests", requests, "measured requests; stops after this many");
   app.add_option("-w,--warmup", warmup, "load before measuring, like 2s (default 1s)");
@@ -190,24 +205,34 @@ std::optional<Options> parse_options(int argc, const char* const* argv) {
                  "or a list 4KiB,64KiB,1MiB");
   app.add_option("-k,--keys", o.keys, "the key space: keys <prefix>0..N-1 (default 1000)");
   app.add_option("--key-prefix", o.key_prefix, "key prefix (default bench-)");
-  app.add_flag("!--no-prefill", o.prefill,
-               "do not PUT every key once before the load (GETs of missing keys miss)");
+  // A callback, not a "!" flag: CLI11 would show that one as "--no-prefill{false}".
+  app.add_flag_callback(
+      "--no-prefill", [&o] { o.prefill = false; },
+      "do not PUT every key once before the load (GETs of missing keys miss)");
   app.add_option("-r,--rate", o.rate, "open loop: requests per second in all (default: closed)");
   app.add_flag("--verify", o.verify,
                "check every GET's bytes against what was PUT; corrupt responses are counted");
-  app.add_option("--json", o.json_path, "also write the results as JSON to this file");
+  app.add_option("--json", o.json_path,
+                 "also write the results as JSON to this file: totals, a series per second,\n"
+                 "the latency histogram's buckets, the start time and the version");
+  app.add_option("--plot", o.plot_path,
+                 "also draw throughput and p99 over time into this SVG file (needs gnuplot)");
+  app.add_option("--max-error-rate", max_error_rate,
+                 "exit 1 when failed / attempted requests is above this: 1%, 0.01\n"
+                 "(default 0: any error fails the run)");
   app.add_option("--timeout", timeout, "per request (default 5s)");
   app.add_option("--connect-timeout", connect_timeout, "per connection attempt (default 3s)");
   app.add_option("--seed", o.seed, "seed of the operation, key and size choices (default 1)");
   app.add_flag("-q,--quiet", o.quiet, "no progress line each second");
-  app.set_version_flag("--version", "bufpool-bench 0.1.0", "print the version and exit");
+  app.set_version_flag("--version", std::string("bufpool-bench ") + version,
+                       "print the version and exit");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
     return std::nullopt;
   } catch (const CLI::CallForVersion&) {
-    std::cout << "bufpool-bench 0.1.0\n";
+    std::cout << "bufpool-bench " << version << '\n';
     return std::nullopt;
   } catch (const CLI::ParseError& e) {
     std::string what = e.what();
@@ -239,6 +264,7 @@ std::optional<Options> parse_options(int argc, const char* const* argv) {
   if (!connect_timeout.empty())
     o.connect_timeout = duration_of("--connect-timeout", connect_timeout, false);
   if (!mix.empty()) o.mix = parse_mix(mix);
+  if (!max_error_rate.empty()) o.max_error_rate = parse_rate(max_error_rate);
   if (!size.empty()) o.sizes = parse_sizes(size);
   if (o.keys == 0 || o.keys > 1'000'000'000) throw UsageError("--keys: must be 1..1000000000");
   if (!(o.rate >= 0) || o.rate > 1e8) throw UsageError("--rate: must be 0 (closed loop) to 1e8");

@@ -70,6 +70,9 @@ struct Options {
   double rate = 0;      // requests per second in all (open loop); 0: closed loop
   bool verify = false;
   std::string json_path;
+  std::string plot_path;      // --plot: an SVG of throughput and p99 over time (gnuplot)
+  double max_error_rate = 0;  // exit 1 when errors / attempted requests is above this
+
   std::chrono::milliseconds timeout{5000};  // per request
   std::chrono::milliseconds connect_timeout{3000};
   std::uint64_t seed = 1;
@@ -80,6 +83,11 @@ struct Options {
     return requests ? std::chrono::hours(24 * 365) : std::chrono::milliseconds(10'000);
   }
 };
+
+inline constexpr const char* version = "0.1.0";
+
+/// "1%", "0.5%" or a fraction "0.01": a rate from 0 to 1. Throws UsageError.
+double parse_rate(std::string_view text);
 
 /// Parses argv. Returns nullopt after printing --help or --version (exit 0). Throws UsageError.
 std::optional<Options> parse_options(int argc, const char* const* argv);

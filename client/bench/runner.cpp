@@ -3,6 +3,7 @@
 #include "payload.hpp"
 #include "protocols.hpp"
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <bufpool/app/units.hpp>
 
@@ -55,6 +56,13 @@ void Tally::merge(const Tally& o) {
 
 double Report::throughput() const noexcept {
   return seconds > 0 ? static_cast<double>(total.puts + total.gets + total.misses) / seconds : 0;
+}
+double Report::attempted_throughput() const noexcept {
+  return seconds > 0 ? static_cast<double>(attempted()) / seconds : 0;
+}
+double Report::error_rate() const noexcept {
+  return attempted() ? static_cast<double>(total.error_count()) / static_cast<double>(attempted())
+                     : 0;
 }
 double Report::mb_per_s() const noexcept {
   return seconds > 0 ? static_cast<double>(total.bytes) / 1e6 / seconds : 0;
@@ -423,9 +431,16 @@ Clock::time_point Engine::measure_phase(Report& report, const Print& print,
     Histogram all = t.put_latency;
     all.merge(t.get_latency);
     const auto n = t.puts + t.gets + t.misses;
+    Second s;
+    s.at = std::chrono::duration<double>(last_line - measure_start).count();
+    s.succeeded_rps = static_cast<double>(n) / secs;
+    s.attempted_rps = static_cast<double>(n + t.error_count()) / secs;
+    s.mb_per_s = static_cast<double>(t.bytes) / 1e6 / secs;
+    s.errors = t.error_count();
+    s.p99_ns = all.quantile(0.99);
+    report.series.push_back(s);
     print(fmt::format("[{:5.1f}s] {:.0f} req/s, {:.1f} MB/s, p99 {}, errors {}", since(start),
-                      static_cast<double>(n) / secs, static_cast<double>(t.bytes) / 1e6 / secs,
-                      ms(all.quantile(0.99)), t.error_count()));
+                      s.succeeded_rps, s.mb_per_s, ms(s.p99_ns), s.errors));
     report.total.merge(t);
   }
   phase_ = stop;
@@ -456,6 +471,9 @@ void Engine::finish(Report& report, Clock::time_point measure_start, bool newlin
 }
 
 Report Engine::run(std::ostream& progress, bool tty) {
+  const std::string started =
+      fmt::format("{:%Y-%m-%dT%H:%M:%SZ}",
+                  std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
   probe();
   const bool do_prefill = o_.prefill && o_.mix.has_get() && !o_.target.plain_get();
   phase_ = do_prefill ? prefill : warmup;
@@ -471,6 +489,7 @@ Report Engine::run(std::ostream& progress, bool tty) {
       progress << line << '\n' << std::flush;
   };
   Report report;
+  report.started = started;
   if (do_prefill) {
     prefill_phase(report, print, start);
     schedule_start_ = Clock::now();
@@ -529,7 +548,11 @@ void print_report(const Options& o, const Report& r, std::ostream& out) {
   out << fmt::format("measured    {:.2f} s: {} requests ({} put, {} get, {} missed), {} errors\n",
                      r.seconds, t.puts + t.gets + t.misses + t.error_count(), t.puts, t.gets,
                      t.misses, t.error_count());
-  out << fmt::format("throughput  {:.1f} req/s, {:.2f} MB/s\n", r.throughput(), r.mb_per_s());
+  out << fmt::format("throughput  {:.1f} req/s succeeded, {:.1f} req/s attempted, {:.2f} MB/s\n",
+                     r.throughput(), r.attempted_throughput(), r.mb_per_s());
+  if (t.error_count() > 0)
+    out << fmt::format("error rate  {:.2f}% ({} of {} requests failed)\n", 100 * r.error_rate(),
+                       t.error_count(), r.attempted());
   out << fmt::format("latency     {}\n", latency_line(all));
   if (t.put_latency.count() && t.get_latency.count()) {
     out << fmt::format("  put       {}\n", latency_line(t.put_latency));
@@ -550,8 +573,22 @@ std::string report_json(const Options& o, const Report& r) {
   std::string errors;
   for (const auto& [kind, count] : t.errors)
     errors += fmt::format(R"({}"{}": {})", errors.empty() ? "" : ", ", json_escape(kind), count);
+  std::string series;
+  for (const Second& s : r.series)
+    series +=
+        fmt::format(R"({}    {{"t": {:.3f}, "succeeded_rps": {:.1f}, "attempted_rps": {:.1f}, )"
+                    R"("mb_per_s": {:.3f}, "errors": {}, "p99_us": {:.3f}}})",
+                    series.empty() ? "\n" : ",\n", s.at, s.succeeded_rps, s.attempted_rps,
+                    s.mb_per_s, s.errors, static_cast<double>(s.p99_ns) / 1e3);
+  std::string buckets;  // the non-empty ones: [lowest ns, width ns, count]
+  for (std::size_t i = 0; i < Histogram::bucket_count; ++i)
+    if (const auto n = all.count_at(i))
+      buckets += fmt::format("{}[{}, {}, {}]", buckets.empty() ? "" : ", ", Histogram::lower_of(i),
+                             Histogram::width_of(i), n);
   return fmt::format(
       "{{\n"
+      R"(  "version": "{}", "started": "{}",)"
+      "\n"
       R"(  "target": "{}", "connections": {}, "pipeline": {}, "threads": {}, "rate": {},)"
       "\n"
       R"(  "mix": {{"put": {}, "get": {}}}, "size": "{}", "keys": {}, "seed": {}, "verify": {},)"
@@ -560,7 +597,8 @@ std::string report_json(const Options& o, const Report& r) {
       "\n"
       R"(  "seconds": {:.3f}, "requests": {}, "puts": {}, "gets": {}, "misses": {},)"
       "\n"
-      R"(  "throughput_rps": {:.1f}, "mb_per_s": {:.3f},)"
+      R"(  "throughput_rps": {:.1f}, "attempted_rps": {:.1f}, "error_rate": {:.6f},)"
+      R"( "mb_per_s": {:.3f},)"
       "\n"
       R"(  "latency_us": {},)"
       "\n"
@@ -568,13 +606,48 @@ std::string report_json(const Options& o, const Report& r) {
       "\n"
       R"(  "get_latency_us": {},)"
       "\n"
-      R"(  "errors": {{{}}}, "error_count": {}, "verified": {}, "corrupt": {})"
+      R"(  "errors": {{{}}}, "error_count": {}, "verified": {}, "corrupt": {},)"
+      "\n"
+      R"(  "latency_histogram_ns": {{"buckets": [{}]}},)"
+      "\n"
+      R"(  "series": [{}{}])"
       "\n}}\n",
-      json_escape(o.target.to_string()), o.connections, o.pipeline, o.threads, o.rate, o.mix.put,
-      o.mix.get, o.sizes.to_string(), o.keys, o.seed, o.verify, r.prefilled, r.prefill_failed,
-      r.seconds, t.puts + t.gets + t.misses + t.error_count(), t.puts, t.gets, t.misses,
-      r.throughput(), r.mb_per_s(), latency_json(all), latency_json(t.put_latency),
-      latency_json(t.get_latency), errors, t.error_count(), t.verified, t.corrupt);
+      version, r.started, json_escape(o.target.to_string()), o.connections, o.pipeline, o.threads,
+      o.rate, o.mix.put, o.mix.get, o.sizes.to_string(), o.keys, o.seed, o.verify, r.prefilled,
+      r.prefill_failed, r.seconds, t.puts + t.gets + t.misses + t.error_count(), t.puts, t.gets,
+      t.misses, r.throughput(), r.attempted_throughput(), r.error_rate(), r.mb_per_s(),
+      latency_json(all), latency_json(t.put_latency), latency_json(t.get_latency), errors,
+      t.error_count(), t.verified, t.corrupt, buckets, series, series.empty() ? "" : "\n  ");
+}
+
+std::string plot_script(const Options& o, const Report& r, const std::string& svg) {
+  std::string data;
+  for (const Second& s : r.series)
+    data += fmt::format("{:.3f} {:.1f} {:.1f} {:.3f}\n", s.at, s.succeeded_rps, s.attempted_rps,
+                        static_cast<double>(s.p99_ns) / 1e6);
+  const auto quoted = [](const std::string& s) {  // a gnuplot string in double quotes
+    std::string q;
+    for (char c : s) {
+      if (c == '"' || c == '\\') q += '\\';
+      q += c;
+    }
+    return q;
+  };
+  return fmt::format(
+      "$series << EOD\n{}EOD\n"
+      "set terminal svg size 900,500 dynamic font \"sans,10\" background \"#ffffff\"\n"
+      "set output \"{}\"\n"
+      "set title \"bufpool-bench {} against {}: {} connections x pipeline {}, {}\"\n"
+      "set xlabel \"seconds into the measured phase\"\n"
+      "set ylabel \"requests per second\"\n"
+      "set y2label \"p99 latency, ms\"\n"
+      "set ytics nomirror\nset y2tics\nset yrange [0:*]\nset y2range [0:*]\nset grid\n"
+      "set key bottom right\n"
+      "plot $series using 1:2 with linespoints lc rgb \"#2b7bba\" title \"succeeded req/s\", \\\n"
+      "     $series using 1:3 with lines dt 2 lc rgb \"#7f7f7f\" title \"attempted req/s\", \\\n"
+      "     $series using 1:4 axes x1y2 with linespoints lc rgb \"#c0504d\" title \"p99 (ms)\"\n",
+      data, quoted(svg), version, quoted(o.target.to_string()), o.connections, o.pipeline,
+      o.rate > 0 ? fmt::format("open loop at {:.0f} req/s", o.rate) : std::string("closed loop"));
 }
 
 }  // namespace bufpool::bench

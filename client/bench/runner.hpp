@@ -9,6 +9,7 @@
 #include <iosfwd>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace bufpool::bench {
 
@@ -23,12 +24,28 @@ struct Tally {
   void merge(const Tally& other);
 };
 
+/// One second of the measured phase, as its progress line showed it.
+struct Second {
+  double at = 0;             // seconds since the measured phase began, at the interval's end
+  double succeeded_rps = 0;  // requests that succeeded (hits and misses), per second
+  double attempted_rps = 0;  // the same plus the failed ones
+  double mb_per_s = 0;
+  std::uint64_t errors = 0;
+  std::uint64_t p99_ns = 0;  // of the successful requests in that second
+};
+
 struct Report {
   Tally total;
   double seconds = 0;  // measured time
   std::uint64_t prefilled = 0, prefill_failed = 0;
   std::string prefill_error;  // the first failure's kind
-  double throughput() const noexcept;
+  std::vector<Second> series;
+  std::string started;  // the run's start, ISO 8601 UTC
+  std::uint64_t succeeded() const noexcept { return total.puts + total.gets + total.misses; }
+  std::uint64_t attempted() const noexcept { return succeeded() + total.error_count(); }
+  double throughput() const noexcept;  // succeeded per second
+  double attempted_throughput() const noexcept;
+  double error_rate() const noexcept;  // failed / attempted (0 when nothing was attempted)
   double mb_per_s() const noexcept;
 };
 
@@ -38,5 +55,7 @@ Report run(const Options& options, std::ostream& progress, bool progress_is_term
 
 void print_report(const Options& options, const Report& report, std::ostream& out);
 std::string report_json(const Options& options, const Report& report);
+/// The gnuplot script that draws report.series (throughput and p99 against time) as an SVG.
+std::string plot_script(const Options& options, const Report& report, const std::string& svg);
 
 }  // namespace bufpool::bench

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <fstream>
 #include <random>
 #include <thread>
@@ -28,6 +30,8 @@ TEST(Bench, BadArgumentsGetOneLineAndExitCode2) {
   auto [code, out] = run(bench + " --help");
   EXPECT_EQ(code, 0);
   EXPECT_NE(out.find("--pipeline"), std::string::npos);
+  EXPECT_NE(out.find("(default 1)"), std::string::npos) << "--threads states its default";
+  EXPECT_EQ(out.find("{false}"), std::string::npos) << out;
 }
 
 TEST(Bench, UnreachableTargetFailsAtOnceWithAClearMessage) {
@@ -114,14 +118,56 @@ TEST(Bench, VerifyCountsForeignBytesAsCorrupt) {
 TEST(Bench, HttpOverloadIsCountedAsErrorsByKind) {
   ServerProcess server({"--max-memory", "64MiB", "--alloc-timeout", "100ms"});
   // 8 writers of 4 MiB values into 64 keys: 256 MiB wanted, 64 MiB there.
-  auto r = run_bench("--target http://127.0.0.1:" + std::to_string(server.http_port) +
-                         " -c 8 -n 200 --warmup 0ms --keys 64 --mix put=1 --size 4MiB -q",
-                     server.dir());
+  const std::string args = "--target http://127.0.0.1:" + std::to_string(server.http_port) +
+                           " -c 8 -n 200 --warmup 0ms --keys 64 --mix put=1 --size 4MiB -q";
+  auto r = run_bench(args + " --max-error-rate 100%", server.dir());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_GT(json_number(r.json, "errors.http_503"), 0) << r.json;
   EXPECT_GT(json_number(r.json, "puts"), 0) << r.json;
   EXPECT_EQ(json_number(r.json, "puts") + json_number(r.json, "error_count"), 200);
+  // Both rates, and the error rate, are reported; succeeded counts only the successes.
+  const double rate = json_number(r.json, "error_rate");
+  EXPECT_NEAR(rate, json_number(r.json, "error_count") / 200, 1e-6);
+  EXPECT_LT(json_number(r.json, "throughput_rps"), json_number(r.json, "attempted_rps"));
+  EXPECT_NE(r.out.find("req/s attempted"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("error rate"), std::string::npos) << r.out;
+  // By default any error fails the run, with the rate in the message.
+  r = run_bench(args, server.dir());
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("is above --max-error-rate 0%"), std::string::npos) << r.out;
   EXPECT_TRUE(server.running());
+}
+
+TEST(Bench, JsonHasTheSeriesTheHistogramAndThePlotIsDrawn) {
+  ServerProcess server;
+  const std::string svg = server.dir().file("run.svg");
+  auto r = run_bench("--target rpc://127.0.0.1:" + std::to_string(server.rpc_port) +
+                         " -c 4 -d 3s --warmup 0ms --keys 100 -q --plot " + svg,
+                     server.dir());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.json.find("\"version\": \"0.1.0\""), std::string::npos) << r.json;
+  EXPECT_NE(r.json.find("\"started\": \"20"), std::string::npos) << r.json;
+  // One entry per second of the measured phase (the last, partial second is in the totals).
+  std::size_t seconds = 0;
+  for (std::size_t at = r.json.find("\"succeeded_rps\""); at != std::string::npos;
+       at = r.json.find("\"succeeded_rps\"", at + 1))
+    ++seconds;
+  EXPECT_GE(seconds, 2u) << r.json;
+  // The histogram's buckets hold every successful request.
+  const auto from = r.json.find("\"buckets\": [");
+  ASSERT_NE(from, std::string::npos) << r.json;
+  const auto to = r.json.find("]]", from);
+  std::istringstream buckets(r.json.substr(from + 12, to - from - 11));
+  double total = 0;
+  for (std::string row; std::getline(buckets, row, ']');) {
+    const auto last = row.rfind(',');
+    if (last != std::string::npos) total += std::stod(row.substr(last + 1));
+  }
+  EXPECT_EQ(total, json_number(r.json, "requests"));
+  const std::string drawn = read_file(svg);
+  EXPECT_NE(drawn.find("<svg"), std::string::npos);
+  EXPECT_NE(drawn.find("succeeded req/s"), std::string::npos);
+  EXPECT_NE(drawn.find("p99 (ms)"), std::string::npos);
 }
 
 TEST(Bench, RedisSetAndGet) {
