@@ -133,6 +133,9 @@ std::optional<ReplyHead> parse_resp_reply(std::string_view data, Op op) {
 
 namespace {
 
+// Bytes read per system call at most, the same for every protocol.
+constexpr std::size_t stream_read_buffer = 256 * 1024;
+
 // bufpool RPC: bufpool::Client does the pipelining, matching replies to requests by id.
 class RpcConnection final : public Connection {
  public:
@@ -145,6 +148,7 @@ class RpcConnection final : public Connection {
     co.connect_timeout = o_.connect_timeout;
     co.pool = o_.pool;
     co.alloc_timeout = o_.timeout;
+    co.read_buffer = stream_read_buffer;  // as the HTTP and RESP connections read
     client_ = co_await Client::connect(ex_, o_.target.host, o_.target.port, co);
   }
   bool is_open() const noexcept override { return client_ && client_->is_open(); }
@@ -193,7 +197,7 @@ class RpcConnection final : public Connection {
 class StreamConnection : public Connection, public std::enable_shared_from_this<StreamConnection> {
  public:
   StreamConnection(asio::any_io_executor ex, const ConnectionOptions& o)
-      : ex_(ex), o_(o), socket_(ex), writes_(ex, max_batch), reader_(256 * 1024) {}
+      : ex_(ex), o_(o), socket_(ex), writes_(ex, max_batch), reader_(stream_read_buffer) {}
   ~StreamConnection() override { close(); }
 
   asio::awaitable<void> open() override {

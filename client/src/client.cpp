@@ -3,6 +3,7 @@
 #include <bufpool/detail/close_socket.hpp>
 #include <bufpool/error.hpp>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -87,7 +88,7 @@ Client::Client(tcp::socket socket, ClientOptions options)
     : socket_(std::move(socket)),
       options_(options),
       writes_(socket_.get_executor(), max_batch),
-      reader_(64 * 1024) {
+      reader_(std::max<std::size_t>(options.read_buffer, 4096)) {
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);  // for the direct reads and writes; async ones are unaffected
   if (options_.pool) {
@@ -193,9 +194,9 @@ asio::awaitable<Client::Reply> Client::call(std::uint8_t opcode, std::string_vie
   frame.payload = payload;
   add_call(&pending);
   writes_.push(&frame);
-  if (live_calls_ == 1) {
-    // The only call in flight: write it now rather than through the writer (which costs a trip
-    // through the executor). With calls in flight, the writer batches them into one write.
+  if (live_calls_ == 1 && replied_not_resumed_ == 0) {
+    // The only call in flight, and no other about to be made: write it now rather than through
+    // the writer (which costs a trip through the executor). Otherwise the writer batches them.
     writes_.flush_now(socket_, [](Frame*&& f) { f->released = true; });
   } else {
     writes_.wake();
@@ -206,6 +207,7 @@ asio::awaitable<Client::Reply> Client::call(std::uint8_t opcode, std::string_vie
   // answers before reading the whole request, before it was all written): the frame and the
   // payload must be out of the queue before they go.
   const bool got_reply = pending.reply.has_value();
+  if (got_reply) --replied_not_resumed_;
   if (!got_reply) remove_call(pending.id);  // timed out, or failed: forget the call
   if (!frame.released) co_await release(frame);
   if (got_reply) co_return std::move(*pending.reply);
@@ -290,6 +292,7 @@ asio::awaitable<bool> Client::read_reply(const rpc::FrameHeader& h) {
     p->error = fail;
   } else {
     p->reply = Reply{h.status, h.flags, std::move(payload)};
+    ++replied_not_resumed_;
   }
   p->timer.cancel();
   co_return true;

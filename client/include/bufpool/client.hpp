@@ -45,6 +45,9 @@ struct ClientOptions {
   BuddyPool* pool = nullptr;
   /// How long a reply waits for memory in that pool before its call fails with out_of_memory.
   std::chrono::milliseconds alloc_timeout{2'000};
+  /// Reply bytes read per system call at most (headers, and payloads that fit): a pipelined
+  /// batch whose replies fit is one read.
+  std::size_t read_buffer = 128 * 1024;
 };
 
 /// One connection to a bufpool server. Calls may be pipelined: start many (from coroutines on
@@ -153,6 +156,10 @@ class Client : public std::enable_shared_from_this<Client> {
   std::vector<Pending*> calls_;
   std::uint64_t first_call_ = 1;
   std::size_t live_calls_ = 0;
+  // Calls whose reply is in but which have not resumed yet. While there are any, a new call
+  // (most likely made by one of them, for the next request) goes to the writer, which runs
+  // after them all and writes their requests together, instead of being written alone.
+  std::size_t replied_not_resumed_ = 0;
   detail::WriteQueue<Frame*, FrameBuffers> writes_;
   detail::DirectReader reader_;  // reply headers, and the start of a payload
   std::error_code closed_with_;

@@ -4,13 +4,13 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/system/error_code.hpp>
 #include <chrono>
 #include <cstddef>
@@ -36,6 +36,47 @@ void gather(const Entries& entries, std::size_t skip, BuffersOf buffers_of,
       skip = 0;
     }
   }
+}
+
+/// Writes every byte of `buffers` as asio::async_write does, consuming them in place, but with up
+/// to 64 buffers per system call where async_write passes 16 (its consuming_buffers' limit): a
+/// batch of 16 pipelined responses of two or three buffers each is then one sendmsg, not two or
+/// three. `condition(ec, written)` is async_write's completion condition: the most bytes for the
+/// next step, 0 to stop. Returns the error (if a step failed) and the bytes written.
+template <typename Socket, typename Condition>
+boost::asio::awaitable<std::pair<boost::system::error_code, std::size_t>> write_gathered(
+    Socket& socket, std::vector<boost::asio::const_buffer>& buffers, Condition condition) {
+  std::array<boost::asio::const_buffer, 64> step;  // Asio's cap per system call
+  std::size_t first = 0, total = 0;
+  boost::system::error_code ec;
+  for (;;) {
+    while (first < buffers.size() && buffers[first].size() == 0)
+      ++first;
+    if (first == buffers.size()) break;
+    std::size_t room = condition(ec, total);
+    if (room == 0) break;
+    std::size_t count = 0;
+    for (std::size_t i = first; i < buffers.size() && count < step.size() && room > 0; ++i) {
+      const std::size_t take = std::min(buffers[i].size(), room);
+      step[count++] = boost::asio::const_buffer(buffers[i].data(), take);
+      room -= take;
+    }
+    auto [step_ec, n] = co_await socket.async_write_some(
+        std::span<const boost::asio::const_buffer>(step.data(), count),
+        boost::asio::as_tuple(boost::asio::use_awaitable));
+    ec = step_ec;
+    total += n;
+    for (; n > 0; ++first) {
+      if (n < buffers[first].size()) {
+        buffers[first] += n;
+        break;
+      }
+      n -= buffers[first].size();
+      buffers[first] = boost::asio::const_buffer();
+    }
+    if (ec) break;
+  }
+  co_return std::make_pair(ec, total);
 }
 
 /// Entries of type T (how the owner holds a request or response: a unique_ptr, a pointer into a
@@ -102,8 +143,8 @@ class WriteQueue {
   /// Hooks of the writer coroutine:
   /// - `bool stopped()`: end now (the socket is closed, or belongs to another connection);
   /// - `bool finished()`: nothing more will be queued (checked when the queue is empty);
-  /// - `std::size_t progress(error_code, std::size_t)`: async_write's completion condition
-  ///   (Watchdog::progress(), say);
+  /// - `std::size_t progress(error_code, std::size_t)`: the completion condition of the write
+  ///   (write_gathered; Watchdog::progress(), say);
   /// - `void done(T&&)`: as for flush_now();
   /// - `void after_write(error_code, std::size_t bytes)`: after each write, its entries done.
   /// Ends with the error of a failed write (every entry queued is then dropped to done()), or
@@ -128,11 +169,7 @@ class WriteQueue {
       auto progress = [&hooks](const boost::system::error_code& ec, std::size_t n) {
         return hooks.progress(ec, n);
       };
-      // A span, not the vector: async_write copies its buffer sequence, and a vector copy
-      // allocates.
-      auto [ec, n] = co_await boost::asio::async_write(
-          socket, std::span<const boost::asio::const_buffer>(buffers), progress,
-          boost::asio::as_tuple(boost::asio::use_awaitable));
+      auto [ec, n] = co_await write_gathered(socket, buffers, progress);
       if (generation != generation_) co_return ec;  // reset() took the batch meanwhile
       writing_ = false;
       for (Slot& slot : batch_)
