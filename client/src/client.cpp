@@ -189,7 +189,7 @@ asio::awaitable<Client::Reply> Client::call(std::uint8_t opcode, std::string_vie
   h.key_length = static_cast<std::uint32_t>(key.size());
   h.payload_length = payload.size();
   frame.header = rpc::encode(h);
-  std::memcpy(frame.key.data(), key.data(), key.size());
+  if (!key.empty()) std::memcpy(frame.key.data(), key.data(), key.size());
   frame.key_size = key.size();
   frame.payload = payload;
   add_call(&pending);
