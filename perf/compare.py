@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -241,12 +242,20 @@ RB_REQUESTS = {(4096, 1): 500000, (4096, 16): 3000000, (1048576, 1): 10000,
                (1048576, 16): 10000}
 
 
-def redis_benchmark(name, port, args):
+CLIENT_BUSY = {}  # RESP row label -> the load generator's CPU / wall time, per run
+
+
+def redis_benchmark(name, port, args, busy=None):
     """redis-benchmark (Redis's own client) pinned to the client core, -c 16, CSV output;
-    -> (req/s, p99 ms)."""
+    -> (req/s, p99 ms). `busy`, a list, gets the client's CPU time over its wall time."""
     argv = cli(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(RPC_CONNS),
                 "--csv", *args])
+    before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     out = subprocess.run(argv, capture_output=True, text=True)
+    after, wall = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic() - t0
+    if busy is not None:
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        busy.append(cpu / wall)
     with open(os.path.join(OUT, f"{name}.txt"), "w") as f:
         f.write(out.stdout + out.stderr)
     rows = [line for line in out.stdout.splitlines() if line.startswith('"') and
@@ -275,6 +284,7 @@ def resp_rows(procs, work):
             for pipeline in (1, 16):
                 n_req = RB_REQUESTS[(size, pipeline)] * DURATION // 5
                 b, n = Row(), Row()
+                busy = {"bufpool": [], "redis": []}
                 for rep in range(1, REPS + 1):
                     for row, who, port, pid in ((b, "bufpool", bp_resp, p.pid),
                                                 (n, "redis", redis_port, redis.pid)):
@@ -282,11 +292,12 @@ def resp_rows(procs, work):
                         rps, p99 = redis_benchmark(
                             f"resp-{op}-{size}-{keys}-p{pipeline}-{who}-{rep}", port,
                             ["-t", op, "-d", str(size), "-r", str(keys), "-P", str(pipeline),
-                             "-n", str(n_req)])
+                             "-n", str(n_req)], busy[who])
                         elapsed = time.monotonic() - c0
                         row.add(rps, p99, (peers.ticks(pid) - t0) * 10000 / (float(rps) * elapsed))
-                add_row(f"RESP {op.upper()} {label}, -P {pipeline} (redis-benchmark)", "redis",
-                        target, b, n, False)
+                row_label = f"RESP {op.upper()} {label}, -P {pipeline} (redis-benchmark)"
+                add_row(row_label, "redis", target, b, n, False)
+                CLIENT_BUSY[row_label] = busy
     procs.stop(redis)
     procs.stop(p)
 
@@ -326,6 +337,40 @@ def version(argv, pattern, group=1):
     out = subprocess.run(argv, capture_output=True, text=True)
     m = re.search(pattern, out.stdout + out.stderr)
     return m.group(group) if m else "?"
+
+
+def client_busy_lines():
+    """How busy redis-benchmark's core was in the RESP rows: near 100% means the load generator,
+    not the server, set the rate, for both servers alike."""
+    if not CLIENT_BUSY:
+        return []
+    lines = ["", "redis-benchmark's CPU time over its wall time in the RESP rows (its core: "
+             "100% = saturated),", "runs against bufpool-server / against redis-server:", ""]
+    for label, busy in CLIENT_BUSY.items():
+        pct = lambda xs: " ".join(f"{100 * x:.0f}%" for x in xs)  # noqa: E731
+        lines.append(f"- {label}: {pct(busy['bufpool'])} / {pct(busy['redis'])}")
+    return lines
+
+
+def overload_lines(over, d):
+    """The overload table, when that group ran."""
+    if not over:
+        return []
+    return [
+        "",
+        "Overload: bufpool-server `--max-memory 256MiB --alloc-timeout 1s --threads 1`; "
+        "`bufpool-bench --target http://... -c 64",
+        f"--mix put=3,get=1 --size 16MiB --keys 12 --verify -d {d * 2}s`: 64 writers of 16 MiB "
+        "ask for",
+        "1 GiB at once; 12 keys hold 192 MiB. Target: peak RSS ≤ 320 MiB (max_memory + 64 MiB), "
+        "no crash,",
+        "nothing corrupt. The 503 rate is 503s / (PUTs done + 503s).",
+        "",
+        "| run | peak RSS MiB | PUTs done | 503s | 503 rate | corrupt | GETs verified | p99 of "
+        "successful PUTs ms | errors in all | server alive |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *over,
+    ]
 
 
 def section(over):
@@ -391,21 +436,12 @@ def section(over):
         "| bufpool p99 ms | peer p99 ms | bufpool CPU µs/req | peer CPU µs/req | target met |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *ROWS,
+        *client_busy_lines(),
+        *overload_lines(over, d),
         "",
-        "Overload: bufpool-server `--max-memory 256MiB --alloc-timeout 1s --threads 1`; "
-        "`bufpool-bench --target http://... -c 64",
-        f"--mix put=3,get=1 --size 16MiB --keys 12 --verify -d {d * 2}s`: 64 writers of 16 MiB "
-        "ask for",
-        "1 GiB at once; 12 keys hold 192 MiB. Target: peak RSS ≤ 320 MiB (max_memory + 64 MiB), "
-        "no crash,",
-        "nothing corrupt. The 503 rate is 503s / (PUTs done + 503s).",
-        "",
-        "| run | peak RSS MiB | PUTs done | 503s | 503 rate | corrupt | GETs verified | p99 of "
-        "successful PUTs ms | errors in all | server alive |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        *over,
-        "",
-        "Chart: [perf/compare.svg](compare.svg). Raw outputs: build/compare/ (not committed).",
+        "Chart: [perf/compare.svg](compare.svg)." if SECTION == "compare" else
+        f"A partial run (ONLY={','.join(ONLY)}): no chart.",
+        "Raw outputs: build/compare/ (not committed).",
         f"<!-- {SECTION}:end -->",
     ]
     return "\n".join(lines) + "\n"
