@@ -33,6 +33,7 @@
 
 #include "resp_protocol.hpp"
 #include "server.hpp"
+#include "session.hpp"
 
 namespace bufpool::server {
 
@@ -1220,30 +1221,8 @@ asio::awaitable<void> RespConnection::run() {
 }  // namespace
 
 void start_resp_session(Server& server, tcp::socket socket) {
-  boost::system::error_code ec;
-  const auto peer = socket.remote_endpoint(ec);
-  auto executor = socket.get_executor();
-  auto holder = std::make_shared<std::weak_ptr<RespConnection>>();
-  ConnectionInfo* info = server.connections().add(
-      ec ? std::string("?") : fmt::format("{}:{}", peer.address().to_string(), peer.port()), "resp",
-      [holder, executor](bool force) {
-        asio::post(executor, [holder, force] {
-          if (auto conn = holder->lock()) conn->close(force);
-        });
-      });
-  if (!info) {
-    server.counters().add(server.counters().connections_rejected);
-    return;  // the socket closes here
-  }
-  auto conn = std::make_shared<RespConnection>(server, std::move(socket), info);
-  *holder = conn;
-  server.session_started();
-  auto session = [conn]() { return conn->run(); };
-  asio::co_spawn(executor, session, [&server, info, conn](std::exception_ptr e) {
-    if (e) spdlog::error("resp connection {}: {}", info->id, exception_text(e));
-    conn->close(true);
-    server.connections().remove(info);
-    server.session_finished();
+  start_session(server, std::move(socket), "resp", [&server](tcp::socket s, ConnectionInfo* info) {
+    return std::make_shared<RespConnection>(server, std::move(s), info);
   });
 }
 

@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 
 #include "server.hpp"
+#include "session.hpp"
 
 namespace bufpool::server {
 
@@ -84,9 +85,6 @@ rpc::Service make_store_service(Server& server) {
 }
 
 void start_rpc_session(Server& server, tcp::socket socket) {
-  boost::system::error_code ec;
-  const auto peer = socket.remote_endpoint(ec);
-  auto executor = socket.get_executor();
   const Config& c = server.config();
   rpc::ConnectionOptions options;
   options.max_payload = c.max_object_size;
@@ -94,30 +92,12 @@ void start_rpc_session(Server& server, tcp::socket socket) {
   options.read_timeout = c.read_timeout;
   options.alloc_timeout = c.alloc_timeout;
   options.pipeline_depth = c.pipeline_depth;
-  auto holder = std::make_shared<std::weak_ptr<rpc::Connection>>();
-  ConnectionInfo* info = server.connections().add(
-      ec ? std::string("?") : fmt::format("{}:{}", peer.address().to_string(), peer.port()), "rpc",
-      [holder, executor](bool force) {
-        asio::post(executor, [holder, force] {
-          if (auto conn = holder->lock()) conn->close(force);
-        });
+  start_session(
+      server, std::move(socket), "rpc", [&server, options](tcp::socket s, ConnectionInfo* info) {
+        return std::make_shared<rpc::Connection>(std::move(s), server.rpc_service(), server.pool(),
+                                                 options,
+                                                 std::make_shared<TableObserver>(server, info));
       });
-  if (!info) {
-    server.counters().add(server.counters().connections_rejected);
-    return;  // the socket closes here
-  }
-  auto conn =
-      std::make_shared<rpc::Connection>(std::move(socket), server.rpc_service(), server.pool(),
-                                        options, std::make_shared<TableObserver>(server, info));
-  *holder = conn;
-  server.session_started();
-  auto session = [conn]() { return conn->run(); };
-  asio::co_spawn(executor, session, [&server, info, conn](std::exception_ptr e) {
-    if (e) spdlog::error("rpc connection {}: {}", info->id, exception_text(e));
-    conn->close(true);
-    server.connections().remove(info);
-    server.session_finished();
-  });
 }
 
 }  // namespace bufpool::server
