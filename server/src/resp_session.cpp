@@ -10,9 +10,7 @@
 #include <unistd.h>
 
 #include <bufpool/detail/close_socket.hpp>
-#include <bufpool/detail/direct_reader.hpp>
-#include <bufpool/detail/watchdog.hpp>
-#include <bufpool/detail/write_queue.hpp>
+#include <bufpool/detail/served_connection.hpp>
 
 #include <algorithm>
 #include <array>
@@ -150,21 +148,15 @@ bool is_value(Values v, std::size_t i) noexcept {
   return false;
 }
 
-class RespConnection : public std::enable_shared_from_this<RespConnection> {
+using Shell = detail::ServedConnection<std::unique_ptr<Reply>, ReplyBuffers>;
+
+class RespConnection : public std::enable_shared_from_this<RespConnection>, private Shell {
  public:
   RespConnection(Server& server, tcp::socket socket, ConnectionInfo* info)
-      : server_(server),
+      : Shell(std::move(socket), read_buffer_size),
+        server_(server),
         config_(server.config()),
-        info_(info),
-        socket_(std::move(socket)),
-        watchdog_(socket_.get_executor()),
-        reader_(read_buffer_size),
-        writes_(socket_.get_executor()),
-        wake_reader_(socket_.get_executor(), Clock::time_point::max()) {
-    error_code ec;
-    socket_.set_option(tcp::no_delay(true), ec);  // replies are whole gathered writes
-    socket_.non_blocking(true, ec);               // for the reader's and flush_now()'s direct calls
-  }
+        info_(info) {}
 
   asio::awaitable<void> run();
   void close(bool force);
@@ -230,19 +222,13 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   void flush_now();
   void publish() noexcept;
   void recycle(std::unique_ptr<Reply>&& r);
-  void close_socket();
   struct WriterHooks;
-  asio::awaitable<void> write_loop();
 
   Server& server_;
   const Config& config_;
   ConnectionInfo* info_;
-  tcp::socket socket_;
-  detail::Watchdog watchdog_;
-  detail::DirectReader reader_;
-  detail::WriteQueue<std::unique_ptr<Reply>, ReplyBuffers> writes_;
+  // (The socket, reader, write queue and wake_reader_ are the Shell's.)
   std::vector<std::unique_ptr<Reply>> spare_;  // spent replies, reused: no heap call per reply
-  asio::steady_timer wake_reader_;             // cancelled when the writer has written
   // Counts kept here and added to the server's atomics once per batch (publish(), from
   // flush_now()): one atomic add per command each would cost more than the lookup.
   struct Tally {
@@ -255,9 +241,6 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   std::size_t line_scanned_ = 0;  // bytes already searched for a line end
   std::string name_;              // CLIENT SETNAME
   bool too_long_ = false;         // fill_line() met a line above the limit
-  bool reading_done_ = false;
-  bool writer_done_ = false;
-  bool stop_reading_ = false;
   bool quit_ = false;
   bool protocol_error_ = false;  // the connection ends with a protocol error: linger first
 };
@@ -1162,57 +1145,27 @@ struct RespConnection::WriterHooks {
   }
 };
 
-asio::awaitable<void> RespConnection::write_loop() {
-  WriterHooks hooks{*this};
-  const error_code ec = co_await writes_.run(socket_, hooks);
-  if (ec) close_socket();
-  writer_done_ = true;
-  wake_reader_.cancel();
-}
-
-void RespConnection::close_socket() {
-  detail::close_socket(socket_);
-  watchdog_.stop();
-  writes_.wake();
-  wake_reader_.cancel();
-}
-
 void RespConnection::close(bool force) {
   if (force) {
     close_socket();
     return;
   }
-  stop_reading_ = true;
-  wake_reader_.cancel();
-  if (reader_.size() == 0) {
-    // Between commands: end the pending read (EOF) so that the reader sees stop_reading_.
-    error_code ec;
-    socket_.shutdown(tcp::socket::shutdown_receive, ec);
-  }
+  stop_reading(reader_.size() == 0);  // between commands at once, else after the current one
 }
 
 asio::awaitable<void> RespConnection::run() {
   auto self = shared_from_this();
-  auto executor = co_await asio::this_coro::executor;
   auto on_expiry = [self] {
     self->server_.counters().add(self->server_.counters().read_timeouts);
     spdlog::warn("resp connection {}: read timeout ({}), closed", self->info_->id,
                  format_duration(self->config_.read_timeout));
     self->close_socket();
   };
-  auto watcher = [self, on_expiry] { return self->watchdog_.run(on_expiry); };
-  asio::co_spawn(executor, watcher, asio::detached);
-  auto writer = [self] { return self->write_loop(); };
-  asio::co_spawn(executor, writer, asio::detached);
+  start_helpers(self, on_expiry, WriterHooks{*this});
   co_await read_loop();
-  reading_done_ = true;
   cmd_.clear();
   flush_now();
-  writes_.wake();
-  while (!writer_done_) {  // the replies already owed go out first
-    wake_reader_.expires_at(Clock::time_point::max());
-    co_await wake_reader_.async_wait(as_tuple(use_awaitable));
-  }
+  co_await finish_writes();  // the replies already owed go out first
   if (protocol_error_ && socket_.is_open())
     co_await detail::linger(socket_, watchdog_, linger_bytes, linger_time);
   close_socket();

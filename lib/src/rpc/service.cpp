@@ -34,7 +34,7 @@ void Service::on_sync(std::uint8_t opcode, bool needs_key, SyncHandler handler) 
 }
 
 // A response on its way out: its header bytes and its payload, kept alive until written.
-struct Connection::Outgoing {
+struct connection_detail::Outgoing {
   HeaderBytes header;
   Response response;
   asio::const_buffer payload() const {
@@ -48,7 +48,7 @@ struct Connection::Outgoing {
   }
 };
 
-std::array<asio::const_buffer, 2> Connection::OutgoingBuffers::operator()(
+std::array<asio::const_buffer, 2> connection_detail::OutgoingBuffers::operator()(
     const std::unique_ptr<Outgoing>& out) const {
   return {asio::buffer(out->header), out->payload()};
 }
@@ -64,62 +64,47 @@ struct Connection::Worker {
 
 Connection::Connection(tcp::socket socket, const Service& service, BuddyPool& pool,
                        ConnectionOptions options, std::shared_ptr<ConnectionObserver> observer)
-    : socket_(std::move(socket)),
+    : connection_detail::Shell(std::move(socket), read_buffer_size),
       service_(service),
       pool_(pool),
       options_(options),
-      observer_(observer ? std::move(observer) : std::make_shared<ConnectionObserver>()),
-      watchdog_(socket_.get_executor()),
-      reader_(read_buffer_size),
-      writes_(socket_.get_executor()),
-      wake_reader_(socket_.get_executor(), Clock::time_point::max()) {
-  error_code ec;
-  socket_.set_option(tcp::no_delay(true), ec);  // a response is one gathered write: no Nagle
-  // For the reader's and flush_now()'s direct reads and writes; async operations are unaffected.
-  socket_.non_blocking(true, ec);
-}
+      observer_(observer ? std::move(observer) : std::make_shared<ConnectionObserver>()) {}
 
 Connection::~Connection() = default;
-
-void Connection::close_socket() {
-  detail::close_socket(socket_);
-  watchdog_.stop();
-  writes_.wake();
-  wake_reader_.cancel();
-}
 
 void Connection::close(bool force) {
   if (force) {
     close_socket();
     return;
   }
-  stop_reading_ = true;
-  wake_reader_.cancel();
-  if (in_flight_ == 0 && reader_.size() == 0) {
-    // Between requests: end the pending read (EOF) so that the reader sees stop_reading_.
-    error_code ec;
-    socket_.shutdown(tcp::socket::shutdown_receive, ec);
-  }
+  stop_reading(in_flight_ == 0 && reader_.size() == 0);
 }
+
+// What the write queue asks of the connection.
+struct Connection::WriterHooks {
+  Connection& c;
+  bool stopped() const noexcept { return !c.socket_.is_open(); }
+  bool finished() const noexcept { return c.reading_done_ && c.in_flight_ == 0; }
+  std::size_t progress(const error_code& ec, std::size_t n) {
+    return c.watchdog_.progress(c.options_.read_timeout, write_chunk)(ec, n);
+  }
+  void done(std::unique_ptr<Outgoing>&& out) { c.recycle(std::move(out)); }
+  void after_write(const error_code&, std::size_t n) {
+    c.watchdog_.disarm();
+    c.observer_->bytes_out(n);
+    c.wake_reader_.cancel();  // pipeline slots are free again
+  }
+};
 
 asio::awaitable<void> Connection::run() {
   auto self = shared_from_this();
-  auto executor = co_await asio::this_coro::executor;
   auto on_expiry = [self] {
     self->observer_->read_timed_out();
     self->close_socket();
   };
-  auto watcher = [self, on_expiry] { return self->watchdog_.run(on_expiry); };
-  asio::co_spawn(executor, watcher, asio::detached);
-  auto writer = [self] { return self->write_loop(); };
-  asio::co_spawn(executor, writer, asio::detached);
+  start_helpers(self, on_expiry, WriterHooks{*this});
   co_await read_loop();
-  reading_done_ = true;
-  writes_.wake();
-  while (!writer_done_) {  // the responses already owed go out first
-    wake_reader_.expires_at(Clock::time_point::max());
-    co_await wake_reader_.async_wait(as_tuple(use_awaitable));
-  }
+  co_await finish_writes();  // the responses already owed go out first
   close_socket();
   stop_workers_ = true;
   for (auto& w : workers_)
@@ -350,30 +335,6 @@ asio::awaitable<void> Connection::handle(Request request, Handler const* handler
     error_code ec;
     socket_.shutdown(tcp::socket::shutdown_receive, ec);
   }
-}
-
-// What the write queue asks of the connection.
-struct Connection::WriterHooks {
-  Connection& c;
-  bool stopped() const noexcept { return !c.socket_.is_open(); }
-  bool finished() const noexcept { return c.reading_done_ && c.in_flight_ == 0; }
-  std::size_t progress(const error_code& ec, std::size_t n) {
-    return c.watchdog_.progress(c.options_.read_timeout, write_chunk)(ec, n);
-  }
-  void done(std::unique_ptr<Outgoing>&& out) { c.recycle(std::move(out)); }
-  void after_write(const error_code&, std::size_t n) {
-    c.watchdog_.disarm();
-    c.observer_->bytes_out(n);
-    c.wake_reader_.cancel();  // pipeline slots are free again
-  }
-};
-
-asio::awaitable<void> Connection::write_loop() {
-  WriterHooks hooks{*this};
-  const error_code ec = co_await writes_.run(socket_, hooks);
-  if (ec) close_socket();
-  writer_done_ = true;
-  wake_reader_.cancel();
 }
 
 }  // namespace bufpool::rpc

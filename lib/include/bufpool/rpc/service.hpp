@@ -16,9 +16,7 @@
 
 #include "bufpool/buddy_pool.hpp"
 #include "bufpool/buffer.hpp"
-#include "bufpool/detail/direct_reader.hpp"
-#include "bufpool/detail/watchdog.hpp"
-#include "bufpool/detail/write_queue.hpp"
+#include "bufpool/detail/served_connection.hpp"
 #include "bufpool/rpc/frame.hpp"
 #include "bufpool/shared_buffer.hpp"
 
@@ -101,6 +99,14 @@ class ConnectionObserver {
   virtual void read_timed_out() {}
 };
 
+namespace connection_detail {
+struct Outgoing;  // a response on its way out (service.cpp)
+struct OutgoingBuffers {
+  std::array<asio::const_buffer, 2> operator()(const std::unique_ptr<Outgoing>& out) const;
+};
+using Shell = detail::ServedConnection<std::unique_ptr<Outgoing>, OutgoingBuffers>;
+}  // namespace connection_detail
+
 /// One connection: reads frames, reads each payload into a pool buffer (waiting for memory up to
 /// alloc_timeout), runs the handlers (synchronous ones in the reader, coroutine ones concurrently,
 /// up to pipeline_depth requests read ahead of their responses being written), and writes the
@@ -109,7 +115,8 @@ class ConnectionObserver {
 /// over what the socket does not accept), so a pipelined batch costs one read and one write.
 /// Malformed frames get an error response, then the connection closes after the responses already
 /// owed. Single executor: create it, run() it and close() it on the socket's executor.
-class Connection : public std::enable_shared_from_this<Connection> {
+class Connection : public std::enable_shared_from_this<Connection>,
+                   private connection_detail::Shell {
  public:
   Connection(tcp::socket socket, const Service& service, BuddyPool& pool, ConnectionOptions options,
              std::shared_ptr<ConnectionObserver> observer = {});
@@ -122,10 +129,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   tcp::socket& socket() noexcept { return socket_; }
 
  private:
-  struct Outgoing;
-  struct OutgoingBuffers {
-    std::array<asio::const_buffer, 2> operator()(const std::unique_ptr<Outgoing>& out) const;
-  };
+  using Outgoing = connection_detail::Outgoing;
   struct Worker;
   struct WriterHooks;
   enum class Next { serve, skip, stop };
@@ -134,7 +138,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void answer(Request request, const Service::Entry& entry);
   asio::awaitable<void> work(Worker* worker);
   void dispatch(Request request, const Handler* handler);
-  asio::awaitable<void> write_loop();
   asio::awaitable<void> handle(Request request, Handler const* handler);
   asio::awaitable<bool> fill(std::size_t n, bool first);
   void before_read(bool idle);
@@ -144,29 +147,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void answered(std::uint8_t opcode, std::uint64_t id, Response response, bool wake);
   void flush_now();
   void recycle(std::unique_ptr<Outgoing>&& out);
-  void close_socket();
 
-  tcp::socket socket_;
   const Service& service_;
   BuddyPool& pool_;
   ConnectionOptions options_;
   std::shared_ptr<ConnectionObserver> observer_;
-  detail::Watchdog watchdog_;
-  detail::DirectReader reader_;  // headers, keys, the start of a payload
-  // Responses to write. Spent entries are kept in spare_ and reused, so a response costs no
-  // heap call once the connection has warmed up.
-  detail::WriteQueue<std::unique_ptr<Outgoing>, OutgoingBuffers> writes_;
+  // Spent responses, kept and reused: a response costs no heap call once the connection has
+  // warmed up. (The socket, reader, write queue and wake_reader_ are the Shell's.)
   std::vector<std::unique_ptr<Outgoing>> spare_;
-  asio::steady_timer wake_reader_;  // cancelled when a pipeline slot frees
   // Handlers run on worker coroutines, started as the pipeline first needs them (at most
   // pipeline_depth) and reused: no coroutine is spawned per request.
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<Worker*> idle_;
   bool stop_workers_ = false;
   std::size_t in_flight_ = 0;  // requests read whose response is not yet queued
-  bool reading_done_ = false;
-  bool writer_done_ = false;
-  bool stop_reading_ = false;
 };
 
 }  // namespace bufpool::rpc
