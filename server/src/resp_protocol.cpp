@@ -63,27 +63,10 @@ bool split_inline(std::string_view line, std::vector<std::string>& args) {
               static_cast<char>(hex_value(line[p + 2]) * 16 + hex_value(line[p + 3])));
           p += 3;
         } else if (line[p] == '\\' && p + 1 < n) {
-          ++p;
-          switch (line[p]) {
-            case 'n':
-              current.push_back('\n');
-              break;
-            case 'r':
-              current.push_back('\r');
-              break;
-            case 't':
-              current.push_back('\t');
-              break;
-            case 'b':
-              current.push_back('\b');
-              break;
-            case 'a':
-              current.push_back('\a');
-              break;
-            default:
-              current.push_back(line[p]);
-              break;
-          }
+          // \n \r \t \b \a; any other escaped byte stands for itself.
+          static constexpr std::string_view escaped = "nrtba", meant = "\n\r\t\b\a";
+          const auto k = escaped.find(line[++p]);
+          current.push_back(k == std::string_view::npos ? line[p] : meant[k]);
         } else if (line[p] == '"') {
           // The closing quote must be followed by a blank or the end.
           if (p + 1 < n && !blank(line[p + 1])) return false;

@@ -1,9 +1,5 @@
 // The buffer store as an RPC service (docs/protocol.md), on bufpool::rpc.
-#include <fmt/format.h>
 #include <spdlog/spdlog.h>
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/post.hpp>
 
 #include "server.hpp"
 #include "session.hpp"

@@ -81,8 +81,7 @@ class ServedConnection {
     writes_.wake();
     while (!writer_done_) {
       wake_reader_.expires_at(Clock::time_point::max());
-      co_await wake_reader_.async_wait(
-          boost::asio::as_tuple(boost::asio::use_awaitable));
+      co_await wake_reader_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
     }
   }
 
