@@ -85,16 +85,17 @@ Setting duration_setting(const char* key, const char* help,
           [field](const Config& c) { return format_duration(c.*field); },
           "a duration above zero such as 250ms or 5s"};
 }
-Setting count_setting(const char* key, const char* help, std::size_t Config::*field) {
+Setting count_setting(const char* key, const char* help, std::size_t Config::*field,
+                      bool zero_ok = false) {
   return {key, help,
-          [field](Config& c, std::string_view v) {
+          [field, zero_ok](Config& c, std::string_view v) {
             auto n = parse_count(trim(v));
-            if (!n || *n == 0) return false;
+            if (!n || (*n == 0 && !zero_ok)) return false;
             c.*field = static_cast<std::size_t>(*n);
             return true;
           },
           [field](const Config& c) { return std::to_string(c.*field); },
-          "a whole number above zero"};
+          zero_ok ? "a whole number (0: none)" : "a whole number above zero"};
 }
 Setting endpoint_setting(const char* key, const char* help, Endpoint Config::*field) {
   return {key, help,
@@ -144,6 +145,25 @@ const std::vector<Setting>& settings() {
                        &Config::alloc_timeout),
       count_setting("limits.pipeline_depth", "requests read ahead per connection",
                     &Config::pipeline_depth),
+      duration_setting("limits.header_timeout",
+                       "a request header must be whole this long after it starts (then 408)",
+                       &Config::header_timeout),
+      size_setting("limits.min_body_rate",
+                   "after body_grace a body must arrive at this many bytes a second (0: any)",
+                   &Config::min_body_rate),
+      duration_setting("limits.body_grace", "how long a body may arrive at any rate",
+                       &Config::body_grace),
+      duration_setting("limits.evict_stalled_after",
+                       "with the table full, a request quiet this long may be closed for a new "
+                       "connection",
+                       &Config::evict_stalled_after),
+      count_setting("limits.max_connections_per_address",
+                    "open connections from one client address at most (0: no cap)",
+                    &Config::max_connections_per_address, true),
+      size_setting("limits.max_unreceived_per_address",
+                   "body bytes declared but not yet received, per client address (0: twice "
+                   "max_object_size)",
+                   &Config::max_unreceived_per_address),
       size_setting("pool.max_memory", "pool memory limit", &Config::max_memory),
       size_setting("pool.chunk_size", "pool chunk size", &Config::chunk_size),
       size_setting("pool.min_block", "smallest pool block", &Config::min_block),
@@ -264,6 +284,12 @@ void validate(const Config& c) {
   if (c.max_connections > (1ull << 20))
     throw ConfigError("limits.max_connections", "must be at most 1048576");
   if (c.pipeline_depth > 1024) throw ConfigError("limits.pipeline_depth", "must be at most 1024");
+  if (c.unreceived_per_address() < c.max_object_size)
+    throw ConfigError("limits.max_unreceived_per_address",
+                      fmt::format("{} is below limits.max_object_size ({}): no client could send "
+                                  "the largest value",
+                                  format_size(c.max_unreceived_per_address),
+                                  format_size(c.max_object_size)));
 }
 
 Invocation parse_invocation(int argc, const char* const* argv, const char* (*env)(const char*)) {

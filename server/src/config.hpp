@@ -45,6 +45,18 @@ struct Config {
   std::chrono::milliseconds read_timeout{10'000};
   std::chrono::milliseconds alloc_timeout{2'000};
   std::size_t pipeline_depth = 16;
+  // A slow client (docs/operations.md, "Slow and greedy clients").
+  std::chrono::milliseconds header_timeout{10'000};  // a whole request header, from its start
+  std::size_t min_body_rate = 1024;                  // bytes a second after body_grace; 0: none
+  std::chrono::milliseconds body_grace{5'000};
+  std::chrono::milliseconds evict_stalled_after{1'000};  // a request this quiet is evictable
+  std::size_t max_connections_per_address = 0;           // 0: no cap
+  // Body bytes declared and not yet received, per client address: what a client may make the
+  // pool reserve ahead of its bytes. 0: twice max_object_size.
+  std::size_t max_unreceived_per_address = 0;
+  std::size_t unreceived_per_address() const noexcept {
+    return max_unreceived_per_address ? max_unreceived_per_address : 2 * max_object_size;
+  }
   // [pool]
   std::size_t max_memory = std::size_t{1} << 30;
   std::size_t chunk_size = 64u << 20;

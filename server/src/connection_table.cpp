@@ -10,40 +10,71 @@ namespace {
 constexpr std::size_t headroom = 64;
 }  // namespace
 
-ConnectionTable::ConnectionTable(std::size_t max_connections)
-    : rows_(max_connections + headroom), max_(max_connections) {}
+ConnectionTable::ConnectionTable(ConnectionLimits limits)
+    : rows_(limits.max_connections + headroom), limits_(limits) {}
 
-ConnectionInfo* ConnectionTable::add(std::string peer, const char* protocol,
-                                     std::function<void(bool)> close) {
+ConnectionInfo* ConnectionTable::add(std::string peer, std::string address, const char* protocol,
+                                     std::function<void(bool)> close, Refusal* refused) {
   std::function<void(bool)> evict;
+  bool force = false;
   ConnectionInfo* row = nullptr;
+  Refusal why = Refusal::none;
   {
     std::lock_guard lock(mutex_);
-    if (rows_.size() >= max_) {
-      rows_.sort([](const ConnectionInfo& a, const ConnectionInfo& b) {
-        return a.last_active_ns.load(std::memory_order_relaxed) <
-               b.last_active_ns.load(std::memory_order_relaxed);
-      });
-      for (std::size_t i = 0; i < rows_.size(); ++i) {
-        if (!rows_[i].busy.load(std::memory_order_relaxed)) {
-          evict = rows_[i].close;
-          break;
+    Address& a = addresses_[address];
+    if (limits_.per_address != 0 && a.connections >= limits_.per_address) {
+      why = Refusal::address_full;
+    } else {
+      if (rows_.size() >= limits_.max_connections) {
+        rows_.sort([](const ConnectionInfo& x, const ConnectionInfo& y) {
+          return x.last_active_ns.load(std::memory_order_relaxed) <
+                 y.last_active_ns.load(std::memory_order_relaxed);
+        });
+        const std::int64_t stalled_before =
+            now_ns() - std::chrono::duration_cast<std::chrono::nanoseconds>(limits_.stalled).count();
+        for (std::size_t i = 0; i < rows_.size(); ++i) {
+          const ConnectionInfo& r = rows_[i];
+          const bool busy = r.busy.load(std::memory_order_relaxed);
+          if (!busy || r.last_active_ns.load(std::memory_order_relaxed) <= stalled_before) {
+            evict = r.close;
+            force = busy;
+            break;
+          }
         }
       }
+      if (!a.unreceived && limits_.unreceived_bytes > 0)
+        a.unreceived = std::make_shared<Quota>(limits_.unreceived_bytes);
+      row = rows_.try_allocate(next_id_, std::move(peer), address, protocol, std::move(close),
+                               a.unreceived);
+      if (row) {
+        ++next_id_;
+        ++a.connections;
+      } else {
+        why = Refusal::table_full;
+      }
     }
-    row = rows_.try_allocate(next_id_, std::move(peer), protocol, std::move(close));
-    if (row) ++next_id_;
+    if (a.connections == 0) addresses_.erase(address);
   }
   if (evict) {
     evictions_.fetch_add(1, std::memory_order_relaxed);
-    evict(false);
+    if (force) stalled_evictions_.fetch_add(1, std::memory_order_relaxed);
+    evict(force);
   }
+  if (refused) *refused = why;
   return row;
 }
 
 void ConnectionTable::remove(ConnectionInfo* row) noexcept {
   std::lock_guard lock(mutex_);
+  if (auto it = addresses_.find(row->address); it != addresses_.end() && --it->second.connections == 0)
+    addresses_.erase(it);  // the last one: the address's quota goes (units still out stay valid)
   rows_.deallocate(row);
+}
+
+std::size_t ConnectionTable::from(const std::string& address) const {
+  std::lock_guard lock(mutex_);
+  const auto it = addresses_.find(address);
+  return it == addresses_.end() ? 0 : it->second.connections;
 }
 
 std::vector<ConnectionRow> ConnectionTable::list(Order order) {

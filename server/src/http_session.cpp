@@ -7,6 +7,7 @@
 #include <bufpool/co_allocate.hpp>
 #include <bufpool/detail/close_socket.hpp>
 #include <bufpool/detail/direct_reader.hpp>
+#include <bufpool/detail/receive_pace.hpp>
 #include <bufpool/detail/watchdog.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -28,6 +29,7 @@
 #include <bufpool/app/json.hpp>
 #include "http_routes.hpp"
 #include "server.hpp"
+#include "session.hpp"
 
 namespace bufpool::server {
 namespace {
@@ -68,6 +70,8 @@ const char* reason(int status) {
       return "Length Required";
     case 413:
       return "Content Too Large";
+    case 429:
+      return "Too Many Requests";
     case 431:
       return "Request Header Fields Too Large";
     case 500:
@@ -167,49 +171,41 @@ struct Exchange {
 
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
  public:
-  HttpConnection(Server& server, tcp::socket socket)
+  HttpConnection(Server& server, tcp::socket socket, ConnectionInfo* info)
       : server_(server),
         config_(server.config()),
         socket_(std::move(socket)),
         watchdog_(socket_.get_executor()),
+        pace_(pace_limits(config_)),
         buffer_(config_.max_header_size + read_chunk),
-        arena_(2 * config_.max_header_size) {}
-
-  void start() {
+        arena_(2 * config_.max_header_size),
+        info_(info) {
     error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);  // responses are one gathered write: no Nagle
-    const auto peer = socket_.remote_endpoint(ec);
-    std::weak_ptr<HttpConnection> weak = shared_from_this();
-    auto executor = socket_.get_executor();
-    info_ = server_.connections().add(
-        ec ? std::string("?") : fmt::format("{}:{}", peer.address().to_string(), peer.port()),
-        "http", [weak, executor](bool force) {
-          asio::post(executor, [weak, force] {
-            if (auto self = weak.lock()) self->request_close(force);
-          });
-        });
-    if (!info_) {  // even the headroom is full: refuse
-      server_.counters().add(server_.counters().connections_rejected);
-      close_now();
-      return;
-    }
-    server_.session_started();
-    auto on_expiry = [self = shared_from_this()] { self->close_now(); };
-    auto watch = [self = shared_from_this(), on_expiry] { return self->watchdog_.run(on_expiry); };
-    asio::co_spawn(executor, watch, asio::detached);
-    asio::co_spawn(executor, run(shared_from_this()), asio::detached);
   }
 
- private:
-  void close_now() {
-    detail::close_socket(socket_);
-    watchdog_.stop();
+  // start_session's: runs the connection to its end; close() may come from any thread's post.
+  asio::awaitable<void> run() {
+    auto self = shared_from_this();
+    // A header that is late gets its 408: the expiry only cancels the pending read, and the
+    // watchdog goes on guarding the answer. Any other deadline closes the connection.
+    auto on_expiry = [self]() -> bool {
+      if (self->limit_ == detail::ReceivePace::Limit::header && self->socket_.is_open()) {
+        self->header_late_ = true;
+        self->limit_ = detail::ReceivePace::Limit::read;
+        error_code ec;
+        self->socket_.cancel(ec);
+        return true;
+      }
+      self->close_now();
+      return false;
+    };
+    auto watch = [self, on_expiry] { return self->watchdog_.run(on_expiry); };
+    asio::co_spawn(socket_.get_executor(), watch, asio::detached);
+    co_await serve();
+    close_now();
   }
-  // The watchdog closes the socket once a deadline passes, which completes whatever read or
-  // write is pending with an error.
-  void arm(std::chrono::milliseconds d) noexcept { watchdog_.arm(d); }
-  void disarm() noexcept { watchdog_.disarm(); }
-  void request_close(bool force) {
+  void close(bool force) {
     if (force || between_requests_) {
       close_now();
     } else {
@@ -217,18 +213,27 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     }
   }
 
-  // --- the connection -----------------------------------------------------------------------
-  static asio::awaitable<void> run(std::shared_ptr<HttpConnection> self) {
-    try {
-      co_await self->serve();
-    } catch (const std::exception& e) {
-      spdlog::error("http connection {}: {}", self->info_->id, e.what());
-    }
-    self->close_now();
-    self->server_.connections().remove(self->info_);
-    self->server_.session_finished();
+ private:
+  static detail::PaceLimits pace_limits(const Config& c) {
+    return {c.read_timeout, c.header_timeout, c.min_body_rate, c.body_grace};
   }
+  void close_now() {
+    detail::close_socket(socket_);
+    watchdog_.stop();
+  }
+  // The watchdog closes the socket once a deadline passes, which completes whatever read or
+  // write is pending with an error.
+  void arm(std::chrono::milliseconds d) noexcept {
+    limit_ = detail::ReceivePace::Limit::read;
+    watchdog_.arm(d);
+  }
+  // Before a read inside a request: the read timeout, the header's or the body's rate deadline.
+  void arm_paced() noexcept {
+    watchdog_.arm_at(pace_.deadline(detail::ReceivePace::Clock::now(), limit_));
+  }
+  void disarm() noexcept { watchdog_.disarm(); }
 
+  // --- the connection -----------------------------------------------------------------------
   asio::awaitable<void> serve() {
     for (;;) {
       if (server_.draining() || close_after_response_) co_return;
@@ -239,11 +244,12 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // checked by the handlers
       between_requests_ = buffer_.size() == 0;
       info_->busy.store(!between_requests_, std::memory_order_relaxed);
+      pace_.idle();
       error_code ec;
       while (!ec && !parser.is_header_done()) {
         if (buffer_.size() > 0) {
           buffer_.consume(parser.put(buffer_.data(), ec));
-          if (ec == http::error::need_more) ec = {};
+          if (ec == http::error::need_more) ec = bad_request_line();
           if (ec || parser.is_header_done()) break;
         }
         const std::size_t room = buffer_.max_size() - buffer_.size();
@@ -251,11 +257,20 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
           ec = http::error::header_limit;
           break;
         }
-        arm(between_requests_ ? config_.idle_timeout : config_.read_timeout);
+        if (between_requests_) {
+          arm(config_.idle_timeout);
+        } else {
+          pace_.header(detail::ReceivePace::Clock::now());
+          arm_paced();
+        }
         auto [rec, n] = co_await socket_.async_read_some(
             buffer_.prepare(std::min(room, read_chunk)), as_tuple(use_awaitable));
         if (rec) {
-          if (!between_requests_) note_broken_request(rec);
+          if (header_late_) {
+            co_await answer_late_header(parser);
+          } else if (!between_requests_) {
+            note_broken_request(rec);
+          }
           co_return;  // EOF between requests is the normal end of a keep-alive connection
         }
         buffer_.commit(n);
@@ -272,9 +287,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
         co_await send_error(x, status,
                             ec == http::error::header_limit ? "header_too_large" : "bad_request",
                             ec.message());
-        auto& c = server_.counters();
-        c.add(c.http_requests);
-        c.add(c.http_by_class[4]);
+        count_header_error();
         co_await linger();  // the rest of that header may still be on its way
         co_return;
       }
@@ -283,11 +296,48 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     }
   }
 
+  void count_header_error() {
+    auto& c = server_.counters();
+    c.add(c.http_requests);
+    c.add(c.http_by_class[4]);
+  }
+
+  // header_timeout passed before the header was whole: 408, then the connection closes.
+  asio::awaitable<void> answer_late_header(RequestParser& parser) {
+    header_late_ = false;
+    server_.counters().add(server_.counters().header_timeouts);
+    spdlog::debug("http connection {}: header not whole within {}, 408", info_->id,
+                  format_duration(config_.header_timeout));
+    Exchange x(parser);
+    co_await send_error(x, 408, "header_timeout",
+                        fmt::format("the request header must be whole within {}",
+                                    format_duration(config_.header_timeout)));
+    count_header_error();
+    co_await linger();
+  }
+
+  // Beast waits for 8 bytes of HTTP-version before it judges one, so a request line that ends
+  // in a shorter, invalid one ("GET / HTx") would wait for bytes that never come. Once the
+  // request line is whole, its version is checked here: "HTTP/" DIGIT "." DIGIT (RFC 9112).
+  error_code bad_request_line() const {
+    const auto* data = static_cast<const char*>(buffer_.data().data());
+    std::string_view have(data, buffer_.size());
+    while (have.starts_with("\r\n"))  // empty lines before a request line are ignored
+      have.remove_prefix(2);
+    const auto eol = have.find("\r\n");
+    if (eol == std::string_view::npos) return {};  // not whole yet (need_more stands)
+    const std::string_view line = have.substr(0, eol);
+    const auto sp = line.rfind(' ');
+    const std::string_view v = sp == std::string_view::npos ? line : line.substr(sp + 1);
+    const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    if (v.size() == 8 && v.substr(0, 5) == "HTTP/" && digit(v[5]) && v[6] == '.' && digit(v[7]))
+      return {};  // valid: the rest of the header has yet to come
+    return http::error::bad_version;
+  }
+
   void note_broken_request(const error_code& ec) {
     if (watchdog_.expired()) {
-      server_.counters().add(server_.counters().read_timeouts);
-      spdlog::warn("http connection {}: read timeout ({}), closed", info_->id,
-                   format_duration(config_.read_timeout));
+      note_deadline(server_, "http", info_->id, limit_);
     } else {
       spdlog::debug("http connection {}: {}", info_->id, ec.message());
     }
@@ -315,7 +365,14 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     x.body_read = !x.chunked && !(x.content_length && *x.content_length > 0);  // no body
 
     const std::string_view target(req.target().data(), req.target().size());
-    co_await act(x, route(target), req.method());
+    if (const auto hosts = req.count(http::field::host); hosts > 1 || (hosts == 0 && !x.http10)) {
+      // RFC 9112 3.2: an HTTP/1.1 request without exactly one Host is refused.
+      x.keep_alive = false;
+      co_await send_error(x, 400, "bad_host",
+                          hosts ? "more than one Host header" : "an HTTP/1.1 request needs Host");
+    } else {
+      co_await act(x, route(target), req.method());
+    }
 
     auto& c = server_.counters();
     c.add(c.http_requests);
@@ -406,30 +463,50 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       co_return Body{};
     }
     Body body;
+    detail::ReceivePace::Clock::time_point waited_from{};
+    QuotaUnits unreceived;  // the body's bytes still to come, given back as they arrive
     if (len > 0) {
       disarm();  // the wait has its own limit; meanwhile TCP pushes back on the client
-      auto [ec, buffer] = co_await co_allocate_for(server_.pool(), static_cast<std::size_t>(len),
+      const auto missing = static_cast<std::size_t>(len - std::min<std::uint64_t>(len, buffer_.size()));
+      BodyReservation r = co_await co_reserve_body(server_.pool(), info_->unreceived.get(),
+                                                   static_cast<std::size_t>(len), missing,
                                                    config_.alloc_timeout);
-      if (ec) {
-        if (ec == make_error_code(errc::timed_out)) {
+      if (r.quota_waited) server_.counters().add(server_.counters().unreceived_waits);
+      if (r.quota_refused) {
+        co_await send_error(
+            x, 429, "too_much_unreceived",
+            fmt::format("this client address has {} of body bytes announced and not yet sent "
+                        "(limits.max_unreceived_per_address)",
+                        format_size(config_.unreceived_per_address())),
+            "Retry-After: 1\r\n");
+        co_return Body{};
+      }
+      if (r.ec) {
+        if (r.ec == make_error_code(errc::timed_out)) {
           server_.counters().add(server_.counters().alloc_timeouts);
           co_await send_error(x, 503, "no_memory", "no pool memory within the alloc timeout",
                               "Retry-After: 1\r\n");
-        } else if (ec == make_error_code(errc::too_large)) {
-          co_await send_error(x, 413, "too_large", ec.message());
+        } else if (r.ec == make_error_code(errc::too_large)) {
+          co_await send_error(x, 413, "too_large", r.ec.message());
         } else {
-          co_await send_error(x, 503, "unavailable", ec.message(), "Retry-After: 1\r\n");
+          co_await send_error(x, 503, "unavailable", r.ec.message(), "Retry-After: 1\r\n");
         }
         co_return Body{};
       }
-      body.buffer = std::move(buffer);
+      body.buffer = std::move(r.buffer);
+      unreceived = std::move(r.units);
     }
     const bool continued = co_await send_continue(x);
     if (!continued) co_return Body{};
     // Bytes that came in with the header read are copied (the one copy); the rest is read from
-    // the socket straight into the pool buffer.
-    auto before = [this] { arm(config_.read_timeout); };
-    auto after = [this](std::size_t n) { received(n); };
+    // the socket straight into the pool buffer, each read within the body's pace.
+    pace_.body(detail::ReceivePace::Clock::now());
+    auto before = [this] { arm_paced(); };
+    auto after = [this, &unreceived](std::size_t n) {
+      received(n);
+      pace_.received(n);
+      unreceived.release(n);
+    };
     const error_code ec = co_await detail::read_through(
         socket_, buffer_, {body.buffer.data(), static_cast<std::size_t>(len)}, before, after);
     if (ec) {
@@ -484,8 +561,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     const bool continued = co_await send_continue(x);
     if (!continued) co_return Body{};
     std::size_t total = 0;
+    pace_.body(detail::ReceivePace::Clock::now());
     while (!parser.is_done()) {
-      arm(config_.read_timeout);
+      arm_paced();
       auto [ec, n] =
           co_await http::async_read_some(socket_, buffer_, parser, as_tuple(use_awaitable));
       if (ec) {
@@ -506,6 +584,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       }
       total += n;
       received(n);
+      pace_.received(n);
     }
     disarm();
     x.body_read = true;
@@ -605,8 +684,14 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (closing) x.keep_alive = false;
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
                                                     x.head ? asio::const_buffer() : body};
-    // A client that stops reading is cut off like a slow writer.
-    auto progress = watchdog_.progress(config_.read_timeout, write_chunk);
+    // A client that stops reading is cut off like a slow writer; one that reads is active (and
+    // so not a stalled row that the connection table may evict).
+    limit_ = detail::ReceivePace::Limit::read;
+    auto progress = [this, step = watchdog_.progress(config_.read_timeout, write_chunk)](
+                        const error_code& e, std::size_t n) mutable {
+      info_->touch();
+      return step(e, n);
+    };
     auto [ec, n] = co_await asio::async_write(socket_, buffers, progress, as_tuple(use_awaitable));
     disarm();
     if (x.context) x.context->bytes_out = n;
@@ -625,18 +710,40 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   const Config& config_;
   tcp::socket socket_;
   detail::Watchdog watchdog_;
+  detail::ReceivePace pace_;
+  detail::ReceivePace::Limit limit_ = detail::ReceivePace::Limit::read;  // of the armed deadline
   beast::flat_buffer buffer_;
   HeaderArena arena_;
   ConnectionInfo* info_ = nullptr;
   std::string head_;
   bool between_requests_ = true;
   bool close_after_response_ = false;
+  bool header_late_ = false;  // header_timeout passed: the pending read was cancelled for a 408
 };
+
+// A whole 503 response, for a connection refused before it has a session.
+std::string refusal(std::string_view message, std::string_view code) {
+  const std::string body =
+      fmt::format("{{\"error\": \"{}\", \"code\": \"{}\"}}\n", message, code);
+  return fmt::format(
+      "HTTP/1.1 503 Service Unavailable\r\nServer: bufpool\r\nContent-Type: application/json\r\n"
+      "Retry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}",
+      body.size(), body);
+}
 
 }  // namespace
 
 void start_http_session(Server& server, tcp::socket socket) {
-  std::make_shared<HttpConnection>(server, std::move(socket))->start();
+  static const std::string table_full =
+      refusal("too many open connections", "too_many_connections");
+  static const std::string address_full = refusal(
+      "too many open connections from this address", "too_many_connections_per_address");
+  start_session(
+      server, std::move(socket), "http",
+      [&server](tcp::socket s, ConnectionInfo* info) {
+        return std::make_shared<HttpConnection>(server, std::move(s), info);
+      },
+      Refusals{table_full, address_full});
 }
 
 }  // namespace bufpool::server

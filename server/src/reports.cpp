@@ -35,26 +35,29 @@ std::string Server::stats_json() {
       " \"failures\": {}, \"free_blocks\": [{}]}},\n"
       "  \"store\": {{\"keys\": {}, \"value_bytes\": {}, \"key_bytes\": {}, \"key_arena_free\": {},"
       " \"key_arena_largest_free\": {}, \"key_arena_free_regions\": {}}},\n"
-      "  \"connections\": {{\"open\": {}, \"accepted\": {}, \"rejected\": {}, \"evicted\": {}}},\n"
+      "  \"connections\": {{\"open\": {}, \"accepted\": {}, \"rejected\": {},"
+      " \"refused_per_address\": {}, \"evicted\": {}, \"evicted_stalled\": {}}},\n"
       "  \"http\": {{\"requests\": {}, \"1xx\": {}, \"2xx\": {}, \"3xx\": {}, \"4xx\": {}, "
       "\"5xx\": {}}},\n"
       "  \"rpc\": {{\"requests\": {}}},\n"
       "  \"resp\": {{\"commands\": {}, \"errors\": {}, \"keyspace_hits\": {},"
       " \"keyspace_misses\": {}}},\n"
       "  \"bytes_in\": {}, \"bytes_out\": {}, \"alloc_timeouts\": {}, \"read_timeouts\": {},"
-      " \"incomplete_bodies\": {}\n"
+      " \"incomplete_bodies\": {}, \"header_timeouts\": {}, \"slow_bodies\": {},"
+      " \"unreceived_waits\": {}\n"
       "}}\n",
       version_string, static_cast<double>(now_ns() - started_ns_) / 1e9, draining(),
       config_.max_memory, config_.chunk_size, config_.min_block, p.chunks_held, p.bytes_reserved,
       p.bytes_in_use, p.bytes_requested, p.high_water, p.waiters, p.allocations, p.waits,
       p.timeouts, p.cancellations, p.failures, free_blocks, s.keys, s.value_bytes, s.key_bytes,
       s.key_arena_free, s.key_arena_largest_free, s.key_arena_free_regions, connections_.size(),
-      get(c.connections_accepted), get(c.connections_rejected), connections_.evictions(),
-      get(c.http_requests), get(c.http_by_class[1]), get(c.http_by_class[2]),
+      get(c.connections_accepted), get(c.connections_rejected), get(c.connections_refused_per_address),
+      connections_.evictions(), connections_.stalled_evictions(), get(c.http_requests), get(c.http_by_class[1]), get(c.http_by_class[2]),
       get(c.http_by_class[3]), get(c.http_by_class[4]), get(c.http_by_class[5]),
       get(c.rpc_requests), get(c.resp_commands), get(c.resp_errors), get(c.keyspace_hits),
       get(c.keyspace_misses), get(c.bytes_in), get(c.bytes_out), get(c.alloc_timeouts),
-      get(c.read_timeouts), get(c.incomplete_bodies));
+      get(c.read_timeouts), get(c.incomplete_bodies), get(c.header_timeouts), get(c.slow_bodies),
+      get(c.unreceived_waits));
 }
 
 std::string Server::metrics_text() {
@@ -87,8 +90,14 @@ std::string Server::metrics_text() {
          get(c.connections_accepted));
   metric("bufpool_connections_rejected_total", "counter", "Connections refused (table full).",
          get(c.connections_rejected));
+  metric("bufpool_connections_refused_per_address_total", "counter",
+         "Connections refused (max_connections_per_address).",
+         get(c.connections_refused_per_address));
   metric("bufpool_connections_evicted_total", "counter",
-         "Idle connections closed to make room for new ones.", connections_.evictions());
+         "Idle or stalled connections closed to make room for new ones.", connections_.evictions());
+  metric("bufpool_connections_evicted_stalled_total", "counter",
+         "Connections closed inside a stalled request to make room for new ones.",
+         connections_.stalled_evictions());
   fmt::format_to(std::back_inserter(out),
                  "# HELP bufpool_http_requests_total HTTP requests by status class.\n"
                  "# TYPE bufpool_http_requests_total counter\n");
@@ -107,6 +116,13 @@ std::string Server::metrics_text() {
          get(c.read_timeouts));
   metric("bufpool_incomplete_bodies_total", "counter", "Bodies that stopped short.",
          get(c.incomplete_bodies));
+  metric("bufpool_header_timeouts_total", "counter",
+         "Requests whose header was not whole within header_timeout.", get(c.header_timeouts));
+  metric("bufpool_slow_bodies_total", "counter", "Bodies cut off below min_body_rate.",
+         get(c.slow_bodies));
+  metric("bufpool_unreceived_waits_total", "counter",
+         "Bodies that waited for their address's max_unreceived_per_address.",
+         get(c.unreceived_waits));
   return out;
 }
 

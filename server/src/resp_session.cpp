@@ -9,7 +9,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <bufpool/co_allocate.hpp>
 #include <bufpool/detail/close_socket.hpp>
+#include <bufpool/detail/receive_pace.hpp>
 #include <bufpool/detail/served_connection.hpp>
 
 #include <algorithm>
@@ -50,6 +52,9 @@ constexpr auto linger_time =
     std::chrono::milliseconds(1000);  // the store's limit, as for HTTP and RPC
 
 constexpr std::string_view oom_error = "OOM command not allowed when used memory > 'maxmemory'.";
+constexpr std::string_view unreceived_error =
+    "ERR too many value bytes announced and not yet sent by this client address "
+    "(limits.max_unreceived_per_address)";
 constexpr std::string_view redis_version = "7.0.0";  // the Redis whose protocol we answer as
 
 bool valid_resp_key(std::string_view key) noexcept {
@@ -89,6 +94,7 @@ struct Command {
   std::vector<Arg> args;
   std::vector<Buffer> values;
   bool oom = false;  // a value found no pool memory in time (its bytes were skipped)
+  bool unreceived = false;  // a value found no room in its address's quota in time (skipped)
 
   std::size_t size() const noexcept { return args.size(); }
   std::string_view operator[](std::size_t i) const noexcept {
@@ -118,6 +124,7 @@ struct Command {
     args.clear();
     values.clear();  // back to the pool now
     oom = false;
+    unreceived = false;
   }
 };
 
@@ -173,7 +180,8 @@ class RespConnection : public std::enable_shared_from_this<RespConnection>, priv
   std::size_t find_line_end() noexcept;
   Take take_arg(std::size_t len, bool value);
   asio::awaitable<Take> read_arg(std::size_t len, bool value);
-  asio::awaitable<bool> value_buffer(std::size_t len, Buffer& out);
+  asio::awaitable<bool> value_buffer(std::size_t len, Buffer& out, std::size_t unreceived,
+                                     QuotaUnits* units);
   Next protocol_error(std::string_view what);
   void before_read(bool idle);
   void on_read(std::size_t bytes);
@@ -239,13 +247,24 @@ class RespConnection : public std::enable_shared_from_this<RespConnection>, priv
   bool too_long_ = false;         // fill_line() met a line above the limit
   bool quit_ = false;
   bool protocol_error_ = false;  // the connection ends with a protocol error: linger first
+  detail::ReceivePace pace_{detail::PaceLimits{config_.read_timeout, config_.header_timeout,
+                                               config_.min_body_rate, config_.body_grace}};
+  detail::ReceivePace::Limit limit_ = detail::ReceivePace::Limit::read;  // of the armed deadline
 };
 
 // ---- Reading ------------------------------------------------------------------------------
 
 void RespConnection::before_read(bool idle) {
   flush_now();  // the replies owed go out before we wait for more commands
-  watchdog_.arm(idle && reader_.size() == 0 ? config_.idle_timeout : config_.read_timeout);
+  if (idle && reader_.size() == 0) {
+    limit_ = detail::ReceivePace::Limit::read;
+    watchdog_.arm(config_.idle_timeout);
+    return;
+  }
+  // Inside a command: the read timeout, the deadline of its non-value part, or a value's rate.
+  const auto now = Clock::now();
+  if (pace_.phase() != detail::ReceivePace::Phase::body) pace_.header(now);
+  watchdog_.arm_at(pace_.deadline(now, limit_));
 }
 
 void RespConnection::on_read(std::size_t bytes) {
@@ -324,34 +343,53 @@ RespConnection::Take RespConnection::take_arg(std::size_t len, bool value) {
   return crlf ? Take::done : Take::bad_end;
 }
 
-// Waits for pool memory for a value, up to alloc_timeout. False: none came in time.
-asio::awaitable<bool> RespConnection::value_buffer(std::size_t len, Buffer& out) {
-  out = server_.pool().allocate_if_free(len);
-  if (out) co_return true;
+// Waits for pool memory for a value, up to alloc_timeout, and first (when `unreceived` of its
+// bytes have yet to come) for room in the client address's quota: the units come back in
+// `units`. False: none came in time (cmd_ then says why).
+asio::awaitable<bool> RespConnection::value_buffer(std::size_t len, Buffer& out,
+                                                   std::size_t unreceived, QuotaUnits* units) {
+  Quota* quota = units ? info_->unreceived.get() : nullptr;
+  if (unreceived == 0 || !quota) {
+    out = server_.pool().allocate_if_free(len);
+    if (out) co_return true;
+  }
   flush_now();  // the replies owed go out while we wait
-  error_code ec;
-  std::tie(ec, out) = co_await reader_.across(
-      server_.pool().async_allocate_for(len, config_.alloc_timeout, as_tuple(use_awaitable)));
-  if (ec) {
-    server_.counters().add(server_.counters().alloc_timeouts);
+  BodyReservation r = co_await reader_.across(
+      co_reserve_body(server_.pool(), quota, len, unreceived, config_.alloc_timeout));
+  if (r.quota_waited) server_.counters().add(server_.counters().unreceived_waits);
+  if (r.ec) {
+    if (r.quota_refused) {
+      cmd_.unreceived = true;
+    } else {
+      server_.counters().add(server_.counters().alloc_timeouts);
+      cmd_.oom = true;
+    }
     co_return false;
   }
+  out = std::move(r.buffer);
+  if (units) *units = std::move(r.units);
   co_return true;
 }
 
 // The slow path of an argument: waits for memory, copies what is buffered and reads the rest
 // of the bytes straight into their place, then the CRLF. Take::later here means the socket
-// ended.
+// ended. A value's bytes arrive at the body's pace and give back their quota units as they come.
 asio::awaitable<RespConnection::Take> RespConnection::read_arg(std::size_t len, bool value) {
+  QuotaUnits units;
   auto before = [this] { before_read(false); };
-  auto after = [this](std::size_t bytes) { on_read(bytes); };
+  auto after = [this, &units](std::size_t bytes) {
+    on_read(bytes);
+    pace_.received(bytes);
+    units.release(bytes);
+  };
   std::span<std::byte> dst;
   if (value) {
+    pace_.body(Clock::now());
     Buffer b;
-    if (len > 0 && !co_await value_buffer(len, b)) {
-      // No memory in time: drop the value's bytes, answer OOM once the command is read.
+    const std::size_t missing = len - std::min(len, reader_.size());
+    if (len > 0 && !co_await value_buffer(len, b, missing, &units)) {
+      // No memory or quota in time: drop the value's bytes, answer once the command is read.
       if (!co_await reader_.skip(socket_, len, before, after)) co_return Take::later;
-      cmd_.oom = true;
       cmd_.add_value(Buffer{}, 0);
     } else {
       dst = b.span().first(len);
@@ -364,6 +402,8 @@ asio::awaitable<RespConnection::Take> RespConnection::read_arg(std::size_t len, 
     watchdog_.disarm();
     co_return Take::later;
   }
+  units.reset();
+  pace_.idle();  // what follows a value is the command's again (its clock starts anew)
   if (reader_.size() < 2 && !co_await fill(2, false)) co_return Take::later;
   const std::byte* at = reader_.data();
   const bool crlf = at[0] == std::byte{'\r'} && at[1] == std::byte{'\n'};
@@ -448,6 +488,7 @@ bool RespConnection::parse_buffered() {
 // Reads one command: `*N` and N bulk strings, or an inline line. An error has its reply queued.
 asio::awaitable<RespConnection::Next> RespConnection::read_command() {
   spec_ = nullptr;
+  pace_.idle();
   if (reader_.size() == 0 && !co_await fill(1, true)) co_return Next::stop;
   if (*reader_.data() != std::byte{'*'}) co_return co_await read_inline();
   std::size_t at = find_line_end();
@@ -518,8 +559,7 @@ asio::awaitable<RespConnection::Next> RespConnection::read_inline() {
       if (a.size() > config_.max_object_size)  // cannot happen with a 64 KiB line; kept honest
         co_return protocol_error("value above max_object_size");
       Buffer b;
-      if (!a.empty() && !co_await value_buffer(a.size(), b)) {
-        cmd_.oom = true;
+      if (!a.empty() && !co_await value_buffer(a.size(), b, 0, nullptr)) {
         cmd_.add_value(Buffer{}, 0);
         continue;
       }
@@ -573,6 +613,10 @@ void RespConnection::execute() {
   }
   if (c.oom) {
     error(oom_error);
+    return;
+  }
+  if (c.unreceived) {
+    error(unreceived_error);
     return;
   }
   (this->*spec_->run)(c);
@@ -1152,9 +1196,7 @@ void RespConnection::close(bool force) {
 asio::awaitable<void> RespConnection::run() {
   auto self = shared_from_this();
   auto on_expiry = [self] {
-    self->server_.counters().add(self->server_.counters().read_timeouts);
-    spdlog::warn("resp connection {}: read timeout ({}), closed", self->info_->id,
-                 format_duration(self->config_.read_timeout));
+    note_deadline(self->server_, "resp", self->info_->id, self->limit_);
     self->close_socket();
   };
   start_helpers(self, on_expiry, WriterHooks{*this});
@@ -1170,9 +1212,15 @@ asio::awaitable<void> RespConnection::run() {
 }  // namespace
 
 void start_resp_session(Server& server, tcp::socket socket) {
-  start_session(server, std::move(socket), "resp", [&server](tcp::socket s, ConnectionInfo* info) {
-    return std::make_shared<RespConnection>(server, std::move(s), info);
-  });
+  // Redis's words for a full table; the per-address cap has none of its own.
+  start_session(
+      server, std::move(socket), "resp",
+      [&server](tcp::socket s, ConnectionInfo* info) {
+        return std::make_shared<RespConnection>(server, std::move(s), info);
+      },
+      Refusals{"-ERR max number of clients reached\r\n",
+               "-ERR max number of clients from this address reached "
+               "(limits.max_connections_per_address)\r\n"});
 }
 
 }  // namespace bufpool::server

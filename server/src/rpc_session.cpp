@@ -29,10 +29,9 @@ class TableObserver : public rpc::ConnectionObserver {
       server_.counters().add(server_.counters().alloc_timeouts);
   }
   void busy(bool b) override { info_->busy.store(b, std::memory_order_relaxed); }
-  void read_timed_out() override {
-    server_.counters().add(server_.counters().read_timeouts);
-    spdlog::warn("rpc connection {}: read timeout ({}), closed", info_->id,
-                 format_duration(server_.config().read_timeout));
+  void timed_out(rpc::Timeout t) override { note_deadline(server_, "rpc", info_->id, t); }
+  void unreceived_wait(bool) override {
+    server_.counters().add(server_.counters().unreceived_waits);
   }
 
  private:
@@ -88,12 +87,16 @@ void start_rpc_session(Server& server, tcp::socket socket) {
   options.read_timeout = c.read_timeout;
   options.alloc_timeout = c.alloc_timeout;
   options.pipeline_depth = c.pipeline_depth;
-  start_session(
-      server, std::move(socket), "rpc", [&server, options](tcp::socket s, ConnectionInfo* info) {
-        return std::make_shared<rpc::Connection>(std::move(s), server.rpc_service(), server.pool(),
-                                                 options,
-                                                 std::make_shared<TableObserver>(server, info));
-      });
+  options.header_timeout = c.header_timeout;
+  options.min_body_rate = c.min_body_rate;
+  options.body_grace = c.body_grace;
+  start_session(server, std::move(socket), "rpc",
+                [&server, options](tcp::socket s, ConnectionInfo* info) mutable {
+                  options.unreceived = info->unreceived;  // the client address's
+                  return std::make_shared<rpc::Connection>(
+                      std::move(s), server.rpc_service(), server.pool(), options,
+                      std::make_shared<TableObserver>(server, info));
+                });
 }
 
 }  // namespace bufpool::server

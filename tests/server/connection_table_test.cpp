@@ -1,5 +1,6 @@
-// The connection table with no server process: rows, eviction of the longest-idle connection
-// that is not inside a request, the headroom, the listing orders and close_all.
+// The connection table with no server process: rows, eviction of the longest-quiet connection
+// that is idle or stalled, the headroom, the per-address cap and quota, the listing orders and
+// close_all.
 #include "connection_table.hpp"
 
 #include <gtest/gtest.h>
@@ -21,60 +22,126 @@ struct Closes {
 TEST(ConnectionTable, RowsComeAndGo) {
   ConnectionTable t(4);
   Closes c;
-  ConnectionInfo* a = t.add("10.0.0.1:1", "http", c.closer("a"));
-  ConnectionInfo* b = t.add("10.0.0.2:2", "rpc", c.closer("b"));
+  ConnectionInfo* a = t.add("10.0.0.1:1", "10.0.0.1", "http", c.closer("a"));
+  ConnectionInfo* b = t.add("10.0.0.2:2", "10.0.0.1", "rpc", c.closer("b"));
   ASSERT_TRUE(a && b);
   EXPECT_NE(a->id, b->id);
   EXPECT_EQ(t.size(), 2u);
   t.remove(a);
   EXPECT_EQ(t.size(), 1u);
-  ConnectionInfo* d = t.add("10.0.0.3:3", "http", c.closer("d"));
+  ConnectionInfo* d = t.add("10.0.0.3:3", "10.0.0.1", "http", c.closer("d"));
   ASSERT_TRUE(d);
   EXPECT_GT(d->id, b->id) << "ids are never reused";
   EXPECT_TRUE(c.calls.empty());
   EXPECT_EQ(t.evictions(), 0u);
 }
 
-TEST(ConnectionTable, AFullTableAsksTheLongestIdleConnectionNotInARequestToClose) {
+TEST(ConnectionTable, AFullTableAsksTheLongestIdleConnectionNotInAnActiveRequestToClose) {
   ConnectionTable t(3);
   Closes c;
-  ConnectionInfo* a = t.add("a", "http", c.closer("a"));
-  ConnectionInfo* b = t.add("b", "http", c.closer("b"));
-  ConnectionInfo* d = t.add("d", "http", c.closer("d"));
-  a->last_active_ns.store(100);  // the longest idle, but inside a request
+  ConnectionInfo* a = t.add("a", "10.0.0.1", "http", c.closer("a"));
+  ConnectionInfo* b = t.add("b", "10.0.0.1", "http", c.closer("b"));
+  ConnectionInfo* d = t.add("d", "10.0.0.1", "http", c.closer("d"));
+  const std::int64_t now = now_ns();
+  a->last_active_ns.store(now - 900'000'000);  // the longest quiet, but in an active request
   a->busy.store(true);
-  b->last_active_ns.store(200);  // the longest idle of those between requests
-  d->last_active_ns.store(300);
-  ConnectionInfo* e = t.add("e", "http", c.closer("e"));
+  b->last_active_ns.store(now - 500'000'000);  // the longest idle of those between requests
+  d->last_active_ns.store(now - 100'000'000);
+  ConnectionInfo* e = t.add("e", "10.0.0.1", "http", c.closer("e"));
   ASSERT_TRUE(e) << "the new connection gets a row in the headroom";
   ASSERT_EQ(c.calls.size(), 1u);
   EXPECT_EQ(c.calls[0], (std::pair<std::string, bool>{"b", false}));  // gracefully
   EXPECT_EQ(t.evictions(), 1u);
 }
 
-TEST(ConnectionTable, BusyRowsAreNeverEvictedAndTheHeadroomEnds) {
+TEST(ConnectionTable, ActiveBusyRowsAreNotEvictedAndTheHeadroomEnds) {
   ConnectionTable t(1);
   Closes c;
   std::vector<ConnectionInfo*> rows;
   for (int i = 0;; ++i) {
-    ConnectionInfo* r = t.add("p" + std::to_string(i), "http", c.closer("x"));
+    ConnectionInfo* r = t.add("p" + std::to_string(i), "10.0.0.1", "http", c.closer("x"));
     if (!r) break;
     r->busy.store(true);
     rows.push_back(r);
     ASSERT_LT(i, 1000) << "the table never refused";
   }
   EXPECT_EQ(rows.size(), 1u + 64u) << "max_connections plus the headroom";
-  EXPECT_TRUE(c.calls.empty()) << "no busy connection was asked to close";
+  EXPECT_TRUE(c.calls.empty()) << "no busy connection active within 1 s was asked to close";
   t.remove(rows.back());
-  EXPECT_NE(t.add("again", "http", c.closer("y")), nullptr);
+  EXPECT_NE(t.add("again", "10.0.0.1", "http", c.closer("y")), nullptr);
+}
+
+TEST(ConnectionTable, AStalledRequestIsEvictedAtOnceLikeAnIdleOne) {
+  ConnectionTable t(ConnectionLimits{3, 0, 0, std::chrono::milliseconds(1000)});
+  Closes c;
+  ConnectionInfo* a = t.add("a", "10.0.0.1", "http", c.closer("a"));
+  ConnectionInfo* b = t.add("b", "10.0.0.1", "http", c.closer("b"));
+  ConnectionInfo* d = t.add("d", "10.0.0.1", "http", c.closer("d"));
+  const std::int64_t now = now_ns();
+  for (ConnectionInfo* r : {a, b, d})
+    r->busy.store(true);
+  a->last_active_ns.store(now - 900'000'000);    // busy and quiet for 0.9 s: still active
+  b->last_active_ns.store(now - 3'000'000'000);  // busy and quiet for 3 s: stalled
+  d->last_active_ns.store(now);
+  ASSERT_TRUE(t.add("e", "10.0.0.2", "http", c.closer("e")));
+  ASSERT_EQ(c.calls.size(), 1u);
+  EXPECT_EQ(c.calls[0], (std::pair<std::string, bool>{"b", true})) << "at once: it is mid-request";
+  EXPECT_EQ(t.evictions(), 1u);
+  EXPECT_EQ(t.stalled_evictions(), 1u);
+  // An idle row that has been quiet longer than the stalled one goes first, gracefully.
+  b->last_active_ns.store(now - 3'000'000'000);
+  d->busy.store(false);
+  d->last_active_ns.store(now - 5'000'000'000);
+  ASSERT_TRUE(t.add("f", "10.0.0.2", "http", c.closer("f")));
+  ASSERT_EQ(c.calls.size(), 2u);
+  EXPECT_EQ(c.calls[1], (std::pair<std::string, bool>{"d", false}));
+}
+
+TEST(ConnectionTable, PerAddressCapRefusesOnlyThatAddress) {
+  ConnectionTable t(ConnectionLimits{100, 2, 0});
+  Closes c;
+  ConnectionTable::Refusal why{};
+  ConnectionInfo* a = t.add("a", "10.0.0.1", "http", c.closer("a"), &why);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(why, ConnectionTable::Refusal::none);
+  ASSERT_TRUE(t.add("b", "10.0.0.1", "rpc", c.closer("b")));
+  EXPECT_EQ(t.add("c", "10.0.0.1", "http", c.closer("c"), &why), nullptr);
+  EXPECT_EQ(why, ConnectionTable::Refusal::address_full);
+  EXPECT_TRUE(t.add("d", "10.0.0.2", "http", c.closer("d"), &why)) << "another address";
+  EXPECT_EQ(t.from("10.0.0.1"), 2u);
+  t.remove(a);
+  EXPECT_EQ(t.from("10.0.0.1"), 1u);
+  EXPECT_TRUE(t.add("e", "10.0.0.1", "http", c.closer("e"))) << "room again after a close";
+  EXPECT_TRUE(c.calls.empty());
+}
+
+TEST(ConnectionTable, TheUnreceivedQuotaIsSharedByAnAddressAndGoesWithItsLastConnection) {
+  ConnectionTable t(ConnectionLimits{100, 0, 1000});
+  Closes c;
+  ConnectionInfo* a = t.add("a", "10.0.0.1", "http", c.closer("a"));
+  ConnectionInfo* b = t.add("b", "10.0.0.1", "rpc", c.closer("b"));
+  ConnectionInfo* d = t.add("d", "10.0.0.2", "http", c.closer("d"));
+  ASSERT_TRUE(a && b && d && a->unreceived && d->unreceived);
+  EXPECT_EQ(a->unreceived, b->unreceived);
+  EXPECT_NE(a->unreceived, d->unreceived);
+  std::error_code ec;
+  QuotaUnits held = a->unreceived->try_acquire(800, ec);
+  ASSERT_FALSE(ec);
+  EXPECT_FALSE(b->unreceived->try_acquire(300, ec)) << "the address's budget is shared";
+  EXPECT_TRUE(d->unreceived->try_acquire(1000, ec)) << "another address has its own";
+  std::weak_ptr<Quota> gone = a->unreceived;
+  t.remove(a);
+  t.remove(b);
+  EXPECT_TRUE(gone.expired()) << "the address's last connection took its quota along";
+  held.reset();  // units outlive their quota
 }
 
 TEST(ConnectionTable, ListingOrders) {
   ConnectionTable t(8);
   Closes c;
-  ConnectionInfo* a = t.add("a", "http", c.closer("a"));
-  ConnectionInfo* b = t.add("b", "rpc", c.closer("b"));
-  ConnectionInfo* d = t.add("d", "http", c.closer("d"));
+  ConnectionInfo* a = t.add("a", "10.0.0.1", "http", c.closer("a"));
+  ConnectionInfo* b = t.add("b", "10.0.0.1", "rpc", c.closer("b"));
+  ConnectionInfo* d = t.add("d", "10.0.0.1", "http", c.closer("d"));
   a->last_active_ns.store(300);
   b->last_active_ns.store(100);
   d->last_active_ns.store(200);
@@ -103,8 +170,8 @@ TEST(ConnectionTable, ListingOrders) {
 TEST(ConnectionTable, CloseAllAsksEveryRow) {
   ConnectionTable t(8);
   Closes c;
-  t.add("a", "http", c.closer("a"));
-  t.add("b", "rpc", c.closer("b"));
+  t.add("a", "10.0.0.1", "http", c.closer("a"));
+  t.add("b", "10.0.0.1", "rpc", c.closer("b"));
   t.close_all(true);
   ASSERT_EQ(c.calls.size(), 2u);
   EXPECT_TRUE(c.calls[0].second && c.calls[1].second);

@@ -1,5 +1,6 @@
 #include "bufpool/rpc/service.hpp"
 
+#include "bufpool/co_allocate.hpp"
 #include "bufpool/detail/close_socket.hpp"
 
 #include <array>
@@ -67,8 +68,10 @@ Connection::Connection(tcp::socket socket, const Service& service, BuddyPool& po
     : connection_detail::Shell(std::move(socket), read_buffer_size),
       service_(service),
       pool_(pool),
-      options_(options),
-      observer_(observer ? std::move(observer) : std::make_shared<ConnectionObserver>()) {}
+      options_(std::move(options)),
+      observer_(observer ? std::move(observer) : std::make_shared<ConnectionObserver>()),
+      pace_(detail::PaceLimits{options_.read_timeout, options_.header_timeout,
+                               options_.min_body_rate, options_.body_grace}) {}
 
 Connection::~Connection() = default;
 
@@ -99,7 +102,7 @@ struct Connection::WriterHooks {
 asio::awaitable<void> Connection::run() {
   auto self = shared_from_this();
   auto on_expiry = [self] {
-    self->observer_->read_timed_out();
+    self->observer_->timed_out(self->limit_);
     self->close_socket();
   };
   start_helpers(self, on_expiry, WriterHooks{*this});
@@ -144,10 +147,18 @@ asio::awaitable<void> Connection::work(Worker* w) {
 }
 
 // Before every read: the responses owed go out first, and the read gets its deadline (`idle`:
-// waiting for a new frame, with nothing of it read yet).
+// waiting for a new frame, with nothing of it read yet; else the pace's: the read timeout, the
+// header's deadline or the payload's rate).
 void Connection::before_read(bool idle) {
   flush_now();
-  watchdog_.arm(idle && reader_.size() == 0 ? options_.idle_timeout : options_.read_timeout);
+  if (idle && reader_.size() == 0) {
+    limit_ = detail::ReceivePace::Limit::read;
+    watchdog_.arm(options_.idle_timeout);
+    return;
+  }
+  const auto now = Clock::now();
+  if (pace_.phase() != detail::ReceivePace::Phase::body) pace_.header(now);
+  watchdog_.arm_at(pace_.deadline(now, limit_));
 }
 void Connection::on_read(std::size_t bytes) {
   watchdog_.disarm();
@@ -229,6 +240,7 @@ asio::awaitable<void> Connection::read_loop() {
 // `skip` keeps the connection, `stop` ends it.
 asio::awaitable<Connection::Next> Connection::read_request(Request& request,
                                                            const Service::Entry*& entry) {
+  pace_.idle();
   if (!co_await fill(header_size, true)) co_return Next::stop;
   FrameHeader h;
   const DecodeError bad = decode(reader_.data(), h);
@@ -275,14 +287,32 @@ asio::awaitable<Connection::Next> Connection::read_request(Request& request,
   }
   const auto len = static_cast<std::size_t>(h.payload_length);
   if (len == 0) co_return Next::serve;
+  pace_.body(Clock::now());
   auto before = [this] { before_read(false); };
-  auto after = [this](std::size_t bytes) { on_read(bytes); };
-  Buffer buffer = pool_.allocate_if_free(len);
+  auto after = [this](std::size_t bytes) {
+    on_read(bytes);
+    pace_.received(bytes);
+    unreceived_.release(bytes);
+  };
+  // The bytes of the payload that are not buffered yet, which the quota (if any) must cover.
+  const std::size_t missing = len - std::min(len, reader_.size());
+  Buffer buffer = missing == 0 || !options_.unreceived ? pool_.allocate_if_free(len) : Buffer{};
   error_code ec;
-  if (!buffer) {  // wait for memory (the reader yields: responses owed go out first)
+  if (!buffer) {  // wait for the quota and memory (the reader yields: responses owed go first)
     flush_now();
-    std::tie(ec, buffer) = co_await reader_.across(
-        pool_.async_allocate_for(len, options_.alloc_timeout, as_tuple(use_awaitable)));
+    BodyReservation r = co_await reader_.across(co_reserve_body(
+        pool_, options_.unreceived.get(), len, missing, options_.alloc_timeout));
+    if (r.quota_waited) observer_->unreceived_wait(r.quota_refused);
+    ec = r.ec;
+    buffer = std::move(r.buffer);
+    unreceived_ = std::move(r.units);
+    if (r.quota_refused) {
+      const bool skipped = co_await reader_.skip(socket_, len, before, after);
+      if (!skipped) co_return Next::stop;
+      fail(h, false, Status::unavailable,
+           "this client has too many payload bytes announced and not yet sent");
+      co_return Next::skip;
+    }
   }
   if (ec) {
     // No memory in time: drop the payload, keep the connection (the client may retry).
@@ -293,6 +323,7 @@ asio::awaitable<Connection::Next> Connection::read_request(Request& request,
   }
   // Bytes that came with earlier reads are copied; the rest goes straight into the buffer.
   const bool complete = co_await reader_.read_into(socket_, {buffer.data(), len}, before, after);
+  unreceived_.reset();
   if (!complete) {  // stopped short: the buffer goes back to the pool
     watchdog_.disarm();
     co_return Next::stop;

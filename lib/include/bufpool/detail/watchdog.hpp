@@ -10,6 +10,7 @@
 #include <boost/system/error_code.hpp>
 #include <chrono>
 #include <cstddef>
+#include <type_traits>
 
 namespace bufpool::detail {
 
@@ -24,8 +25,10 @@ class Watchdog {
 
   explicit Watchdog(const boost::asio::any_io_executor& executor) : timer_(executor) {}
 
-  void arm(std::chrono::milliseconds d) noexcept {
-    deadline_ = Clock::now() + d;
+  void arm(std::chrono::milliseconds d) noexcept { arm_at(Clock::now() + d); }
+  /// An absolute deadline (a whole request header's, say: detail/receive_pace.hpp).
+  void arm_at(Clock::time_point deadline) noexcept {
+    deadline_ = deadline;
     if (deadline_ < timer_.expiry()) timer_.cancel();  // wake run() to wait on the new one
   }
   void disarm() noexcept { deadline_ = Clock::time_point::max(); }
@@ -38,7 +41,10 @@ class Watchdog {
   bool expired() const noexcept { return expired_; }
 
   /// Spawn it with something that keeps the owner alive (the watchdog is the owner's member).
-  /// `on_expiry()` is called at most once; run() ends after it, or at stop().
+  /// `on_expiry()` is called when a deadline passes. If it returns void (or false), run() ends
+  /// after it: the owner closed its socket. If it returns true, the owner only cancelled what
+  /// was pending (to answer "408 Request Timeout", say), and run() goes on guarding the next
+  /// deadline, disarmed until the owner arms one. run() ends at stop().
   template <typename OnExpiry>
   boost::asio::awaitable<void> run(OnExpiry on_expiry) {
     while (!stopped_) {
@@ -46,8 +52,13 @@ class Watchdog {
       co_await timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
       if (!stopped_ && deadline_ <= Clock::now()) {
         expired_ = true;
-        stopped_ = true;
-        on_expiry();
+        deadline_ = Clock::time_point::max();
+        if constexpr (std::is_same_v<decltype(on_expiry()), bool>) {
+          if (!on_expiry()) stopped_ = true;
+        } else {
+          stopped_ = true;
+          on_expiry();
+        }
       }
     }
   }

@@ -16,7 +16,9 @@
 
 #include "bufpool/buddy_pool.hpp"
 #include "bufpool/buffer.hpp"
+#include "bufpool/detail/receive_pace.hpp"
 #include "bufpool/detail/served_connection.hpp"
+#include "bufpool/quota.hpp"
 #include "bufpool/rpc/frame.hpp"
 #include "bufpool/shared_buffer.hpp"
 
@@ -84,7 +86,23 @@ struct ConnectionOptions {
   std::chrono::milliseconds read_timeout{10'000};  // a read or write without progress
   std::chrono::milliseconds alloc_timeout{2'000};  // then UNAVAILABLE for that request
   std::size_t pipeline_depth = 16;                 // requests read ahead of responses
+  // A frame's header and key must be whole this long after a read first waits for them
+  // (0: no limit); then the connection closes.
+  std::chrono::milliseconds header_timeout{10'000};
+  // After body_grace, a payload must arrive at min_body_rate bytes a second on average (0: any
+  // rate); then the connection closes.
+  std::uint64_t min_body_rate = 0;
+  std::chrono::milliseconds body_grace{5'000};
+  // When set, a payload's block is reserved only once this quota has room for the payload's
+  // bytes that have not arrived yet, and the units go back as they arrive (co_reserve_body):
+  // share one between the connections of a client address, and a client that announces large
+  // payloads without sending them holds at most its capacity of pool memory. Waiting for it
+  // counts against alloc_timeout too, and ends in UNAVAILABLE.
+  std::shared_ptr<Quota> unreceived;
 };
+
+/// Which deadline cut a connection off: read, header or body_rate (the toolkit's own enum).
+using Timeout = detail::ReceivePace::Limit;
 
 /// Optional observer of a connection, for a server's tables and counters. Called on the
 /// connection's executor.
@@ -96,7 +114,9 @@ class ConnectionObserver {
   virtual void request_done(std::uint8_t /*opcode*/, Status) {}
   /// true while requests are in flight or being read, false when idle between requests.
   virtual void busy(bool) {}
-  virtual void read_timed_out() {}
+  virtual void timed_out(Timeout) {}
+  /// A payload waited for ConnectionOptions::unreceived (`refused`: and got no room in time).
+  virtual void unreceived_wait(bool /*refused*/) {}
 };
 
 namespace connection_detail {
@@ -161,6 +181,9 @@ class Connection : public std::enable_shared_from_this<Connection>,
   std::vector<Worker*> idle_;
   bool stop_workers_ = false;
   std::size_t in_flight_ = 0;  // requests read whose response is not yet queued
+  detail::ReceivePace pace_;
+  detail::ReceivePace::Limit limit_ = detail::ReceivePace::Limit::read;  // of the armed deadline
+  QuotaUnits unreceived_;  // the payload being read: its bytes still to come
 };
 
 }  // namespace bufpool::rpc
