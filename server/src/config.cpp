@@ -285,11 +285,11 @@ void validate(const Config& c) {
     throw ConfigError("limits.max_connections", "must be at most 1048576");
   if (c.pipeline_depth > 1024) throw ConfigError("limits.pipeline_depth", "must be at most 1024");
   if (c.unreceived_per_address() < c.max_object_size)
-    throw ConfigError("limits.max_unreceived_per_address",
-                      fmt::format("{} is below limits.max_object_size ({}): no client could send "
-                                  "the largest value",
-                                  format_size(c.max_unreceived_per_address),
-                                  format_size(c.max_object_size)));
+    throw ConfigError(
+        "limits.max_unreceived_per_address",
+        fmt::format("{} is below limits.max_object_size ({}): no client could send "
+                    "the largest value",
+                    format_size(c.max_unreceived_per_address), format_size(c.max_object_size)));
 }
 
 Invocation parse_invocation(int argc, const char* const* argv, const char* (*env)(const char*)) {

@@ -26,20 +26,10 @@ ConnectionInfo* ConnectionTable::add(std::string peer, std::string address, cons
       why = Refusal::address_full;
     } else {
       if (rows_.size() >= limits_.max_connections) {
-        rows_.sort([](const ConnectionInfo& x, const ConnectionInfo& y) {
-          return x.last_active_ns.load(std::memory_order_relaxed) <
-                 y.last_active_ns.load(std::memory_order_relaxed);
-        });
-        const std::int64_t stalled_before =
-            now_ns() - std::chrono::duration_cast<std::chrono::nanoseconds>(limits_.stalled).count();
-        for (std::size_t i = 0; i < rows_.size(); ++i) {
-          const ConnectionInfo& r = rows_[i];
-          const bool busy = r.busy.load(std::memory_order_relaxed);
-          if (!busy || r.last_active_ns.load(std::memory_order_relaxed) <= stalled_before) {
-            evict = r.close;
-            force = busy;
-            break;
-          }
+        if (ConnectionInfo* v = victim()) {
+          v->evicted = true;
+          evict = v->close;
+          force = v->busy.load(std::memory_order_relaxed);
         }
       }
       if (!a.unreceived && limits_.unreceived_bytes > 0)
@@ -64,9 +54,36 @@ ConnectionInfo* ConnectionTable::add(std::string peer, std::string address, cons
   return row;
 }
 
+// The row to close for a new connection, under the mutex. In the order of the longest quiet:
+// a row between requests after one at least (a keep-alive connection), or one quiet for
+// `stalled` whatever it is doing. A connection that has just opened and not yet sent its first
+// request is neither: it is about to, and evicting it helps nobody. When none is and half the
+// headroom is gone too (connections arrive faster than rows become evictable: a reconnecting
+// flood), the longest-quiet row goes anyway, rather than every newcomer being refused: a normal
+// request, answered in a millisecond, is never the longest quiet.
+ConnectionInfo* ConnectionTable::victim() {
+  rows_.sort([](const ConnectionInfo& x, const ConnectionInfo& y) {
+    return x.last_active_ns.load(std::memory_order_relaxed) <
+           y.last_active_ns.load(std::memory_order_relaxed);
+  });
+  const std::int64_t stalled_before =
+      now_ns() - std::chrono::duration_cast<std::chrono::nanoseconds>(limits_.stalled).count();
+  ConnectionInfo* quietest = nullptr;
+  for (std::size_t i = 0; i < rows_.size(); ++i) {
+    ConnectionInfo& r = rows_[i];
+    if (r.evicted) continue;  // on its way out already: each add evicts one more
+    if (!quietest) quietest = &r;
+    const bool kept_alive =
+        !r.busy.load(std::memory_order_relaxed) && r.requests.load(std::memory_order_relaxed) > 0;
+    if (kept_alive || r.last_active_ns.load(std::memory_order_relaxed) <= stalled_before) return &r;
+  }
+  return rows_.size() >= limits_.max_connections + headroom / 2 ? quietest : nullptr;
+}
+
 void ConnectionTable::remove(ConnectionInfo* row) noexcept {
   std::lock_guard lock(mutex_);
-  if (auto it = addresses_.find(row->address); it != addresses_.end() && --it->second.connections == 0)
+  if (auto it = addresses_.find(row->address);
+      it != addresses_.end() && --it->second.connections == 0)
     addresses_.erase(it);  // the last one: the address's quota goes (units still out stay valid)
   rows_.deallocate(row);
 }

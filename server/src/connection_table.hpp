@@ -37,13 +37,14 @@ struct ConnectionInfo {
         unreceived(std::move(unreceived_)) {}
 
   const std::uint64_t id;
-  const std::string peer;     // address and port
-  const std::string address;  // the client's address alone, which the per-address limits count
+  const std::string peer;      // address and port
+  const std::string address;   // the client's address alone, which the per-address limits count
   const char* const protocol;  // "http", "rpc" or "resp"
   const std::int64_t opened_ns = now_ns();
   std::atomic<std::int64_t> last_active_ns{now_ns()};
   std::atomic<std::uint64_t> bytes_in{0}, bytes_out{0}, requests{0};
   std::atomic<bool> busy{false};  // inside a request
+  bool evicted = false;           // asked to close for a new connection (under the table's mutex)
   // Asks the connection to close, on its own thread: at once if `force` or if it is between
   // requests, else after its current response. Safe to call after the connection is gone.
   const std::function<void(bool force)> close;
@@ -71,8 +72,8 @@ struct ConnectionRow {
 /// those O(1) steps and for a sort, never across I/O.
 struct ConnectionLimits {
   std::size_t max_connections = 1024;
-  std::size_t per_address = 0;          // connections from one address at most; 0: no cap
-  std::size_t unreceived_bytes = 0;     // each address's Quota of declared, unsent body bytes
+  std::size_t per_address = 0;              // connections from one address at most; 0: no cap
+  std::size_t unreceived_bytes = 0;         // each address's Quota of declared, unsent body bytes
   std::chrono::milliseconds stalled{1000};  // a request quiet this long may be evicted
 };
 
@@ -86,9 +87,10 @@ class ConnectionTable {
   /// A row for a new connection, or nullptr (and why, in `refused`) when even the headroom is
   /// full or the address has its share of connections. When the table holds max_connections or
   /// more, the connection that has been quiet the longest is asked to close first, if it is
-  /// between requests (asked to close when done) or inside a request that has been quiet for
-  /// `stalled` (closed at once: a client that trickles a request in holds a row like an idle
-  /// one, and a busy row that is never evictable is a lockout).
+  /// between requests after one at least (asked to close, which it does at once), or has been
+  /// quiet for `stalled` (closed at once even inside a request: a client that trickles a request
+  /// in holds a row like an idle one, and a busy row that is never evictable is a lockout), or,
+  /// once half the headroom is gone too, whatever it is doing (victim() says why).
   ConnectionInfo* add(std::string peer, std::string address, const char* protocol,
                       std::function<void(bool)> close, Refusal* refused = nullptr);
   void remove(ConnectionInfo* row) noexcept;
@@ -107,6 +109,7 @@ class ConnectionTable {
   std::size_t from(const std::string& address) const;
 
  private:
+  ConnectionInfo* victim();
   struct Address {
     std::size_t connections = 0;
     std::shared_ptr<Quota> unreceived;

@@ -246,10 +246,13 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       info_->busy.store(!between_requests_, std::memory_order_relaxed);
       pace_.idle();
       error_code ec;
+      std::size_t parsed = 0;  // of this request's bytes, by the parser
       while (!ec && !parser.is_header_done()) {
         if (buffer_.size() > 0) {
-          buffer_.consume(parser.put(buffer_.data(), ec));
-          if (ec == http::error::need_more) ec = bad_request_line();
+          const std::size_t n = parser.put(buffer_.data(), ec);
+          buffer_.consume(n);
+          parsed += n;
+          if (ec == http::error::need_more) ec = parsed == 0 ? bad_request_line() : error_code{};
           if (ec || parser.is_header_done()) break;
         }
         const std::size_t room = buffer_.max_size() - buffer_.size();
@@ -317,8 +320,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   }
 
   // Beast waits for 8 bytes of HTTP-version before it judges one, so a request line that ends
-  // in a shorter, invalid one ("GET / HTx") would wait for bytes that never come. Once the
-  // request line is whole, its version is checked here: "HTTP/" DIGIT "." DIGIT (RFC 9112).
+  // in a shorter, invalid one ("GET / HTx") would wait for bytes that never come. While Beast
+  // has taken nothing of the request (it takes the request line as soon as it is whole and
+  // valid), a whole request line in the buffer is checked here: "HTTP/" DIGIT "." DIGIT.
   error_code bad_request_line() const {
     const auto* data = static_cast<const char*>(buffer_.data().data());
     std::string_view have(data, buffer_.size());
@@ -467,10 +471,11 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     QuotaUnits unreceived;  // the body's bytes still to come, given back as they arrive
     if (len > 0) {
       disarm();  // the wait has its own limit; meanwhile TCP pushes back on the client
-      const auto missing = static_cast<std::size_t>(len - std::min<std::uint64_t>(len, buffer_.size()));
-      BodyReservation r = co_await co_reserve_body(server_.pool(), info_->unreceived.get(),
-                                                   static_cast<std::size_t>(len), missing,
-                                                   config_.alloc_timeout);
+      const auto missing =
+          static_cast<std::size_t>(len - std::min<std::uint64_t>(len, buffer_.size()));
+      BodyReservation r =
+          co_await co_reserve_body(server_.pool(), info_->unreceived.get(),
+                                   static_cast<std::size_t>(len), missing, config_.alloc_timeout);
       if (r.quota_waited) server_.counters().add(server_.counters().unreceived_waits);
       if (r.quota_refused) {
         co_await send_error(
@@ -723,8 +728,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
 // A whole 503 response, for a connection refused before it has a session.
 std::string refusal(std::string_view message, std::string_view code) {
-  const std::string body =
-      fmt::format("{{\"error\": \"{}\", \"code\": \"{}\"}}\n", message, code);
+  const std::string body = fmt::format("{{\"error\": \"{}\", \"code\": \"{}\"}}\n", message, code);
   return fmt::format(
       "HTTP/1.1 503 Service Unavailable\r\nServer: bufpool\r\nContent-Type: application/json\r\n"
       "Retry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}",
@@ -736,8 +740,8 @@ std::string refusal(std::string_view message, std::string_view code) {
 void start_http_session(Server& server, tcp::socket socket) {
   static const std::string table_full =
       refusal("too many open connections", "too_many_connections");
-  static const std::string address_full = refusal(
-      "too many open connections from this address", "too_many_connections_per_address");
+  static const std::string address_full =
+      refusal("too many open connections from this address", "too_many_connections_per_address");
   start_session(
       server, std::move(socket), "http",
       [&server](tcp::socket s, ConnectionInfo* info) {

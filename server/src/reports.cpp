@@ -51,13 +51,14 @@ std::string Server::stats_json() {
       p.bytes_in_use, p.bytes_requested, p.high_water, p.waiters, p.allocations, p.waits,
       p.timeouts, p.cancellations, p.failures, free_blocks, s.keys, s.value_bytes, s.key_bytes,
       s.key_arena_free, s.key_arena_largest_free, s.key_arena_free_regions, connections_.size(),
-      get(c.connections_accepted), get(c.connections_rejected), get(c.connections_refused_per_address),
-      connections_.evictions(), connections_.stalled_evictions(), get(c.http_requests), get(c.http_by_class[1]), get(c.http_by_class[2]),
-      get(c.http_by_class[3]), get(c.http_by_class[4]), get(c.http_by_class[5]),
-      get(c.rpc_requests), get(c.resp_commands), get(c.resp_errors), get(c.keyspace_hits),
-      get(c.keyspace_misses), get(c.bytes_in), get(c.bytes_out), get(c.alloc_timeouts),
-      get(c.read_timeouts), get(c.incomplete_bodies), get(c.header_timeouts), get(c.slow_bodies),
-      get(c.unreceived_waits));
+      get(c.connections_accepted), get(c.connections_rejected),
+      get(c.connections_refused_per_address), connections_.evictions(),
+      connections_.stalled_evictions(), get(c.http_requests), get(c.http_by_class[1]),
+      get(c.http_by_class[2]), get(c.http_by_class[3]), get(c.http_by_class[4]),
+      get(c.http_by_class[5]), get(c.rpc_requests), get(c.resp_commands), get(c.resp_errors),
+      get(c.keyspace_hits), get(c.keyspace_misses), get(c.bytes_in), get(c.bytes_out),
+      get(c.alloc_timeouts), get(c.read_timeouts), get(c.incomplete_bodies), get(c.header_timeouts),
+      get(c.slow_bodies), get(c.unreceived_waits));
 }
 
 std::string Server::metrics_text() {

@@ -93,7 +93,7 @@ struct Command {
   std::string bytes;
   std::vector<Arg> args;
   std::vector<Buffer> values;
-  bool oom = false;  // a value found no pool memory in time (its bytes were skipped)
+  bool oom = false;         // a value found no pool memory in time (its bytes were skipped)
   bool unreceived = false;  // a value found no room in its address's quota in time (skipped)
 
   std::size_t size() const noexcept { return args.size(); }

@@ -71,8 +71,7 @@ Server::Server(Config config)
       request_nodes_(NodePoolOptions{.node_size = sizeof(RequestContext),
                                      .node_align = alignof(RequestContext)}),
       connections_(ConnectionLimits{config_.max_connections, config_.max_connections_per_address,
-                                    config_.unreceived_per_address(),
-                                    config_.evict_stalled_after}),
+                                    config_.unreceived_per_address(), config_.evict_stalled_after}),
       rpc_service_(make_store_service(*this)) {}
 
 Server::~Server() {

@@ -33,7 +33,7 @@ using tcp = asio::ip::tcp;
 /// Counters for /v1/stats and /metrics. Relaxed atomics: statistics, not synchronisation.
 struct ServerCounters {
   std::atomic<std::uint64_t> connections_accepted{0};
-  std::atomic<std::uint64_t> connections_rejected{0};          // the table was full
+  std::atomic<std::uint64_t> connections_rejected{0};             // the table was full
   std::atomic<std::uint64_t> connections_refused_per_address{0};  // max_connections_per_address
   std::atomic<std::uint64_t> header_timeouts{0};                  // 408, or a close (RPC, RESP)
   std::atomic<std::uint64_t> slow_bodies{0};                      // below min_body_rate

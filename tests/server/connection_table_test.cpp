@@ -47,6 +47,8 @@ TEST(ConnectionTable, AFullTableAsksTheLongestIdleConnectionNotInAnActiveRequest
   a->busy.store(true);
   b->last_active_ns.store(now - 500'000'000);  // the longest idle of those between requests
   d->last_active_ns.store(now - 100'000'000);
+  b->requests.store(1);  // kept alive after a request
+  d->requests.store(1);
   ConnectionInfo* e = t.add("e", "10.0.0.1", "http", c.closer("e"));
   ASSERT_TRUE(e) << "the new connection gets a row in the headroom";
   ASSERT_EQ(c.calls.size(), 1u);
@@ -54,19 +56,27 @@ TEST(ConnectionTable, AFullTableAsksTheLongestIdleConnectionNotInAnActiveRequest
   EXPECT_EQ(t.evictions(), 1u);
 }
 
-TEST(ConnectionTable, ActiveBusyRowsAreNotEvictedAndTheHeadroomEnds) {
+TEST(ConnectionTable, ActiveBusyRowsAreEvictedOnlyOnceHalfTheHeadroomIsGone) {
   ConnectionTable t(1);
   Closes c;
   std::vector<ConnectionInfo*> rows;
+  std::size_t quiet_calls = 0;
   for (int i = 0;; ++i) {
-    ConnectionInfo* r = t.add("p" + std::to_string(i), "10.0.0.1", "http", c.closer("x"));
+    ConnectionInfo* r =
+        t.add("p" + std::to_string(i), "10.0.0.1", "http", c.closer("p" + std::to_string(i)));
     if (!r) break;
     r->busy.store(true);
     rows.push_back(r);
+    if (rows.size() == 1u + 32u) quiet_calls = c.calls.size();
     ASSERT_LT(i, 1000) << "the table never refused";
   }
+  EXPECT_EQ(quiet_calls, 0u) << "no busy row active within 1 s was asked to close before";
   EXPECT_EQ(rows.size(), 1u + 64u) << "max_connections plus the headroom";
-  EXPECT_TRUE(c.calls.empty()) << "no busy connection active within 1 s was asked to close";
+  // From then on every add asked one more row to close, at once, the longest quiet first (here
+  // they all left the table as they came, so the oldest ids), the refused add too.
+  ASSERT_EQ(c.calls.size(), 33u);
+  for (const auto& [name, force] : c.calls)
+    EXPECT_TRUE(force) << name;
   t.remove(rows.back());
   EXPECT_NE(t.add("again", "10.0.0.1", "http", c.closer("y")), nullptr);
 }
@@ -95,6 +105,20 @@ TEST(ConnectionTable, AStalledRequestIsEvictedAtOnceLikeAnIdleOne) {
   ASSERT_TRUE(t.add("f", "10.0.0.2", "http", c.closer("f")));
   ASSERT_EQ(c.calls.size(), 2u);
   EXPECT_EQ(c.calls[1], (std::pair<std::string, bool>{"d", false}));
+}
+
+TEST(ConnectionTable, AConnectionThatHasNotSentItsFirstRequestIsNotEvictedAtOnce) {
+  ConnectionTable t(ConnectionLimits{1, 0, 0, std::chrono::milliseconds(1000)});
+  Closes c;
+  ConnectionInfo* a = t.add("a", "10.0.0.1", "http", c.closer("a"));
+  ASSERT_TRUE(a);
+  a->last_active_ns.store(now_ns() - 500'000'000);  // opened half a second ago, nothing sent
+  ASSERT_TRUE(t.add("b", "10.0.0.1", "http", c.closer("b")));
+  EXPECT_TRUE(c.calls.empty());
+  a->last_active_ns.store(now_ns() - 2'000'000'000);  // and now quiet for 2 s
+  ASSERT_TRUE(t.add("d", "10.0.0.1", "http", c.closer("d")));
+  ASSERT_EQ(c.calls.size(), 1u);
+  EXPECT_EQ(c.calls[0].first, "a");
 }
 
 TEST(ConnectionTable, PerAddressCapRefusesOnlyThatAddress) {

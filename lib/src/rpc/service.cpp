@@ -300,8 +300,8 @@ asio::awaitable<Connection::Next> Connection::read_request(Request& request,
   error_code ec;
   if (!buffer) {  // wait for the quota and memory (the reader yields: responses owed go first)
     flush_now();
-    BodyReservation r = co_await reader_.across(co_reserve_body(
-        pool_, options_.unreceived.get(), len, missing, options_.alloc_timeout));
+    BodyReservation r = co_await reader_.across(
+        co_reserve_body(pool_, options_.unreceived.get(), len, missing, options_.alloc_timeout));
     if (r.quota_waited) observer_->unreceived_wait(r.quota_refused);
     ec = r.ec;
     buffer = std::move(r.buffer);
