@@ -190,7 +190,8 @@ class Trickle {
     fcntl(c.fd, F_SETFL, O_NONBLOCK);
     // The first byte at once (the row is busy from then on); the next ones spread over the
     // interval, as independent clients would send them.
-    if (send(c.fd, targets_[c.target].bytes.data(), 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) c.sent = 1;
+    if (send(c.fd, targets_[c.target].bytes.data(), 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
+      c.sent = 1;
     c.next = Clock::now() + every_ * static_cast<int>(1 + i % 16) / 16;
   }
   void loop() {
@@ -249,10 +250,10 @@ TEST(Hardening, TricklingConnectionsDoNotLockNormalClientsOut) {
                         "warn"});
   const auto frame = rpc_frame(rpc::Opcode::ping, 1);
   const std::string rpc_bytes(reinterpret_cast<const char*>(frame.data()), frame.size());
-  Trickle attack({{server.http_port, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: " +
-                                         std::string(4000, 'a')},
-                  {server.rpc_port, rpc_bytes}},
-                 200, 2000ms);
+  Trickle attack(
+      {{server.http_port, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: " + std::string(4000, 'a')},
+       {server.rpc_port, rpc_bytes}},
+      200, 2000ms);
   std::this_thread::sleep_for(2500ms);  // the table is full of trickling connections
   std::vector<Result> http, rpc;
   for (int i = 0; i < 25; ++i) {
@@ -261,11 +262,11 @@ TEST(Hardening, TricklingConnectionsDoNotLockNormalClientsOut) {
     std::this_thread::sleep_for(100ms);
   }
   attack.stop();
-  std::printf("attack connections reopened %zu; server: %llu evicted (%llu stalled), %llu refused\n",
-              attack.reopened(),
-              static_cast<unsigned long long>(stat(server.http_port, "evicted")),
-              static_cast<unsigned long long>(stat(server.http_port, "evicted_stalled")),
-              static_cast<unsigned long long>(stat(server.http_port, "rejected")));
+  std::printf(
+      "attack connections reopened %zu; server: %llu evicted (%llu stalled), %llu refused\n",
+      attack.reopened(), static_cast<unsigned long long>(stat(server.http_port, "evicted")),
+      static_cast<unsigned long long>(stat(server.http_port, "evicted_stalled")),
+      static_cast<unsigned long long>(stat(server.http_port, "rejected")));
   expect_served(http, "GET /healthz during the trickle");
   expect_served(rpc, "RPC PING during the trickle");
   EXPECT_GT(stat(server.http_port, "evicted_stalled"), 0u);
@@ -277,12 +278,14 @@ TEST(Hardening, TricklingConnectionsDoNotLockNormalClientsOut) {
 // a 256 MiB pool; from 127.0.0.1, 16 HTTP PUTs of 64 MiB, 16 RPC PUTs of 16 MiB and 62 HTTP PUTs
 // of 1 MiB that send a byte every 2 s; from 127.0.0.2, 15 honest 1 MiB PUTs.
 TEST(Hardening, BodiesAnnouncedAndNotSentDoNotTakeThePool) {
-  ServerProcess server({"--max-memory", "256MiB", "--alloc-timeout", "500ms", "--log-level",
-                        "warn"});
-  const std::string head64 = "PUT /v1/buffers/big HTTP/1.1\r\nHost: t\r\nContent-Length: " +
-                             std::to_string(64u << 20) + "\r\n\r\n";
-  const std::string head1 = "PUT /v1/buffers/one HTTP/1.1\r\nHost: t\r\nContent-Length: " +
-                            std::to_string(1u << 20) + "\r\n\r\n";
+  ServerProcess server(
+      {"--max-memory", "256MiB", "--alloc-timeout", "500ms", "--log-level", "warn"});
+  const std::string head64 =
+      "PUT /v1/buffers/big HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(64u << 20) +
+      "\r\n\r\n";
+  const std::string head1 =
+      "PUT /v1/buffers/one HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(1u << 20) +
+      "\r\n\r\n";
   auto put_frame = rpc_frame(rpc::Opcode::put, 1, 3, 16u << 20);
   std::string rpc_head(reinterpret_cast<const char*>(put_frame.data()), put_frame.size());
   rpc_head += "big";
@@ -315,11 +318,11 @@ TEST(Hardening, BodiesAnnouncedAndNotSentDoNotTakeThePool) {
     const auto t0 = Clock::now();
     const int fd = connect_to(server.http_port, "127.0.0.2");
     ASSERT_GE(fd, 0) << "127.0.0.2 is loopback on Linux";
-    const std::string head = "PUT /v1/buffers/honest-" + std::to_string(i) +
-                             " HTTP/1.1\r\nHost: t\r\nContent-Length: " +
-                             std::to_string(body.size()) + "\r\n\r\n";
-    const bool sent = send_all(fd, head.data(), head.size()) &&
-                      send_all(fd, body.data(), body.size());
+    const std::string head =
+        "PUT /v1/buffers/honest-" + std::to_string(i) +
+        " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+    const bool sent =
+        send_all(fd, head.data(), head.size()) && send_all(fd, body.data(), body.size());
     const int status = sent ? read_status(fd) : -1;
     close(fd);
     puts.push_back(status == 201 ? std::chrono::duration_cast<Result>(Clock::now() - t0)
@@ -360,8 +363,9 @@ TEST(Hardening, ALateHeaderGets408) {
 // its memory goes back to the pool.
 TEST(Hardening, ASlowBodyIsCutOffAfterTheGrace) {
   ServerProcess server({"--min-body-rate", "64KiB", "--body-grace", "500ms"});
-  const std::string head = "PUT /v1/buffers/slow HTTP/1.1\r\nHost: t\r\nContent-Length: " +
-                           std::to_string(1u << 20) + "\r\n\r\n";
+  const std::string head =
+      "PUT /v1/buffers/slow HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(1u << 20) +
+      "\r\n\r\n";
   const int fd = connect_to(server.http_port);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(send_all(fd, head.data(), head.size()));
