@@ -6,6 +6,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <new>
 
@@ -132,6 +133,13 @@ class PoolCore final : public WaitOwner<Buffer> {
   bool take_if_free_locked(unsigned level, std::size_t size, Buffer& out) noexcept;
   void enqueue(PoolWaiter* waiter) noexcept;
   void release(std::uint32_t ref, const std::byte* data) noexcept;
+  // zero_freed: clears the whole block that `data` points into. Outside the lock: the block is
+  // still allocated to the caller, so its chunk stays mapped and nobody else writes it.
+  void zero_block(std::uint32_t ref, const std::byte* data, std::uint32_t level) noexcept {
+    std::byte* base = chunks_[ref_chunk(ref)].base;
+    const auto offset = static_cast<std::size_t>(data - base);
+    std::memset(base + (offset >> block_shift(level) << block_shift(level)), 0, block_size(level));
+  }
   // The node id of the block that holds `data` (any address inside it).
   std::uint32_t id_of(std::uint32_t ref, const std::byte* data) const noexcept {
     const std::uint32_t chunk = ref_chunk(ref);
@@ -599,6 +607,8 @@ PoolWaiter* PoolCore::serve_waiters_locked() noexcept {
 [[gnu::always_inline]] inline void PoolCore::release(std::uint32_t ref,
                                                      const std::byte* data) noexcept {
   const std::uint32_t level = ref_level(ref);
+  if (options_.zero_freed) [[unlikely]]
+    zero_block(ref, data, level);
   Lock lk(lock_);
   const std::uint32_t id = checked_id(ref, data);
   Node& n = node(id);
@@ -630,6 +640,11 @@ std::uint32_t PoolCore::shrink(std::uint32_t ref, std::byte* data, std::size_t s
   const int target = level_for(size, ec);
   std::uint32_t level = ref_level(ref);
   PoolWaiter* served = nullptr;
+  if (options_.zero_freed && target >= 0 && level > static_cast<std::uint32_t>(target)) {
+    // The block starts at `data` (a shrink takes a whole block); what it gives back is the tail.
+    const std::size_t kept = block_size(static_cast<unsigned>(target));
+    std::memset(data + kept, 0, block_size(level) - kept);
+  }
   {
     Lock lk(lock_);
     std::uint32_t id = checked_id(ref, data);

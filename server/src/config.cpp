@@ -97,6 +97,21 @@ Setting count_setting(const char* key, const char* help, std::size_t Config::*fi
           [field](const Config& c) { return std::to_string(c.*field); },
           zero_ok ? "a whole number (0: none)" : "a whole number above zero"};
 }
+Setting bool_setting(const char* key, const char* help, bool Config::*field) {
+  return {key, help,
+          [field](Config& c, std::string_view v) {
+            const std::string_view s = trim(v);
+            if (s == "true" || s == "1" || s == "yes")
+              c.*field = true;
+            else if (s == "false" || s == "0" || s == "no")
+              c.*field = false;
+            else
+              return false;
+            return true;
+          },
+          [field](const Config& c) { return std::string(c.*field ? "true" : "false"); },
+          "true or false"};
+}
 Setting endpoint_setting(const char* key, const char* help, Endpoint Config::*field) {
   return {key, help,
           [field](Config& c, std::string_view v) {
@@ -168,6 +183,12 @@ const std::vector<Setting>& settings() {
       size_setting("pool.chunk_size", "pool chunk size", &Config::chunk_size),
       size_setting("pool.min_block", "smallest pool block", &Config::min_block),
       size_setting("pool.reserve", "pool memory taken at start", &Config::reserve),
+      duration_setting("pool.trim_after",
+                       "chunks that no buffer has needed for this long go back to the system",
+                       &Config::trim_after),
+      bool_setting("pool.zero_freed",
+                   "zero every block when it is freed (servers shared between tenants)",
+                   &Config::zero_freed),
       size_setting("store.key_arena", "bytes for keys", &Config::key_arena),
       count_setting("store.max_keys", "keys stored at most", &Config::max_keys),
       {"log.level", "trace, debug, info, warn, error, critical or off",
@@ -178,19 +199,7 @@ const std::vector<Setting>& settings() {
          return true;
        },
        [](const Config& c) { return c.log_level; }, "trace|debug|info|warn|error|critical|off"},
-      {"log.access_log", "log every request",
-       [](Config& c, std::string_view v) {
-         const std::string_view s = trim(v);
-         if (s == "true" || s == "1" || s == "yes")
-           c.access_log = true;
-         else if (s == "false" || s == "0" || s == "no")
-           c.access_log = false;
-         else
-           return false;
-         return true;
-       },
-       [](const Config& c) { return std::string(c.access_log ? "true" : "false"); },
-       "true or false"},
+      bool_setting("log.access_log", "log every request", &Config::access_log),
   };
   return all;
 }

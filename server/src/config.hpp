@@ -62,6 +62,8 @@ struct Config {
   std::size_t chunk_size = 64u << 20;
   std::size_t min_block = 4096;
   std::size_t reserve = 0;
+  std::chrono::milliseconds trim_after{30'000};
+  bool zero_freed = false;
   // [store]
   std::size_t key_arena = 16u << 20;
   std::size_t max_keys = 1'000'000;

@@ -248,6 +248,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       error_code ec;
       std::size_t parsed = 0;  // of this request's bytes, by the parser
       while (!ec && !parser.is_header_done()) {
+        if (parsed == 0) skip_empty_lines();
         if (buffer_.size() > 0) {
           const std::size_t n = parser.put(buffer_.data(), ec);
           buffer_.consume(n);
@@ -325,9 +326,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   // valid), a whole request line in the buffer is checked here: "HTTP/" DIGIT "." DIGIT.
   error_code bad_request_line() const {
     const auto* data = static_cast<const char*>(buffer_.data().data());
-    std::string_view have(data, buffer_.size());
-    while (have.starts_with("\r\n"))  // empty lines before a request line are ignored
-      have.remove_prefix(2);
+    const std::string_view have(data, buffer_.size());
     const auto eol = have.find("\r\n");
     if (eol == std::string_view::npos) return {};  // not whole yet (need_more stands)
     const std::string_view line = have.substr(0, eol);
@@ -337,6 +336,16 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (v.size() == 8 && v.substr(0, 5) == "HTTP/" && digit(v[5]) && v[6] == '.' && digit(v[7]))
       return {};  // valid: the rest of the header has yet to come
     return http::error::bad_version;
+  }
+
+  // RFC 9112 2.2: empty lines before a request line are ignored (Beast would call them a bad
+  // method).
+  void skip_empty_lines() {
+    const auto* data = static_cast<const char*>(buffer_.data().data());
+    std::size_t n = 0;
+    while (n + 1 < buffer_.size() && data[n] == '\r' && data[n + 1] == '\n')
+      n += 2;
+    buffer_.consume(n);
   }
 
   void note_broken_request(const error_code& ec) {

@@ -59,7 +59,7 @@ rpc::Service make_store_service(Server& server) {
       case BufferStore::PutResult::not_met:  // an unconditional put always stores
         break;
     }
-    return Response::error(Status::unavailable, "the key arena or max_keys is full");
+    return Response::error(Status::storage_full, "the key arena or max_keys is full");
   });
   s.on_sync(rpc::Opcode::get, true, [&server](Request r) {
     auto value = server.store().get(r.key);

@@ -32,6 +32,7 @@ BuddyPoolOptions pool_options(const Config& c) {
   o.fanout = 4;
   o.max_memory = c.max_memory;
   o.reserve = c.reserve;
+  o.zero_freed = c.zero_freed;
   return o;
 }
 
@@ -107,6 +108,8 @@ void Server::start() {
     begin_shutdown();
   });
   shutdown_timer_ = std::make_unique<asio::steady_timer>(main);
+  trim_timer_ = std::make_unique<asio::steady_timer>(main);
+  schedule_trim();
   if (http_acceptor_) accept_loop(*http_acceptor_, start_http_session);
   if (rpc_acceptor_) accept_loop(*rpc_acceptor_, start_rpc_session);
   if (resp_acceptor_) accept_loop(*resp_acceptor_, start_resp_session);
@@ -162,6 +165,23 @@ void Server::accept_loop(tcp::acceptor& acceptor, SessionStarter start_session) 
   });
 }
 
+// Gives back the chunks that no buffer has needed for trim_after, so that RSS falls after a
+// peak (DELETEs, a burst of large PUTs). The pool's in-use bytes are sampled four times per
+// trim_after; the pool keeps what the highest of the last four samples needed (and `reserve`).
+void Server::schedule_trim() {
+  trim_timer_->expires_after(config_.trim_after / 4);
+  trim_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopped_trimming_) return;
+    trim_samples_[trim_next_++ % trim_samples_.size()] = pool_.stats().bytes_in_use;
+    std::size_t keep = config_.reserve;
+    for (std::size_t v : trim_samples_)
+      keep = std::max(keep, v);
+    if (const std::size_t freed = pool_.trim(keep))
+      spdlog::debug("trim: {} given back to the system", format_size(freed));
+    schedule_trim();
+  });
+}
+
 void Server::request_stop() {
   if (contexts_.empty()) return;
   asio::post(*contexts_.front(), [this] { begin_shutdown(); });
@@ -206,6 +226,8 @@ void Server::session_finished_check() {
   }
   // Everything has finished: let the I/O threads run out of work.
   shutdown_timer_->cancel();
+  stopped_trimming_ = true;
+  trim_timer_->cancel();
   boost::system::error_code ec;
   signals_->cancel(ec);
   for (auto& w : work_)

@@ -108,6 +108,7 @@ class Server {
   void begin_shutdown();
   void session_finished_check();
   void write_port_file();
+  void schedule_trim();
 
   Config config_;
   BuddyPool pool_;
@@ -122,6 +123,10 @@ class Server {
   std::unique_ptr<tcp::acceptor> http_acceptor_, rpc_acceptor_, resp_acceptor_;
   std::unique_ptr<asio::signal_set> signals_;
   std::unique_ptr<asio::steady_timer> shutdown_timer_;
+  std::unique_ptr<asio::steady_timer> trim_timer_;
+  std::array<std::size_t, 4> trim_samples_{};  // the pool's in-use bytes, the last four times
+  std::size_t trim_next_ = 0;
+  bool stopped_trimming_ = false;  // on the main context only
   std::atomic<bool> draining_{false};
   std::atomic<bool> stop_requested_{false};
   std::atomic<std::size_t> next_context_{0};

@@ -75,6 +75,29 @@ TEST(RpcServer, RoundTripsOfEveryOperation) {
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
 
+// A full key space is STORAGE_FULL, not UNAVAILABLE ("retry later"): a client that retried
+// UNAVAILABLE would retry forever. HTTP says 507 for the same.
+TEST(RpcServer, AFullKeySpaceIsStorageFull) {
+  ServerProcess server({"--max-keys", "2"});
+  run_async([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    auto c = co_await Client::connect(ex, "127.0.0.1", server.rpc_port);
+    EXPECT_TRUE(co_await c->put("a", asio::buffer("1", 1)));
+    EXPECT_TRUE(co_await c->put("b", asio::buffer("2", 1)));
+    std::error_code code;
+    try {
+      co_await c->put("c", asio::buffer("3", 1));
+    } catch (const std::system_error& e) {
+      code = e.code();
+    }
+    EXPECT_EQ(code, rpc::make_error_code(rpc::Status::storage_full)) << code.message();
+    EXPECT_FALSE(co_await c->put("a", asio::buffer("4", 1))) << "replacing a key still works";
+    EXPECT_TRUE(co_await c->erase("b"));
+    EXPECT_TRUE(co_await c->put("c", asio::buffer("3", 1))) << "room after a delete";
+    c->close();
+  });
+}
+
 TEST(RpcServer, PipelinedCallsOnOneConnection) {
   ServerProcess server;
   run_async([&]() -> asio::awaitable<void> {

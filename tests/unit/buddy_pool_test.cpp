@@ -383,3 +383,41 @@ TEST(BuddyPoolTest, MemoryOfALiveBufferIsUsableUnderAsan) {
 
 }  // namespace
 }  // namespace bufpool
+
+namespace bufpool {
+namespace {
+
+bool all_zero(const std::byte* p, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (p[i] != std::byte{0}) return false;
+  return true;
+}
+
+// zero_freed: the next buffer to get a freed block, or the tail that a shrink gave back, finds
+// zeros; without it the previous bytes are still there (the test shows the option is what
+// clears them).
+TEST(BuddyPool, ZeroFreedClearsBlocksBeforeTheyAreReused) {
+  for (const bool zero : {false, true}) {
+    SCOPED_TRACE(zero);
+    BuddyPoolOptions o;
+    o.chunk_size = 1 * MiB;
+    o.min_block = 4096;
+    o.max_memory = 1 * MiB;
+    o.zero_freed = zero;
+    BuddyPool pool(o);
+    {
+      Buffer a = pool.allocate(1 * MiB);
+      std::memset(a.data(), 0xab, a.capacity());
+    }
+    Buffer b = pool.allocate(1 * MiB);  // the same block again: the pool holds just this one
+    EXPECT_EQ(all_zero(b.data(), b.capacity()), zero);
+    std::memset(b.data(), 0xcd, b.capacity());
+    b.shrink(4096);  // gives back all but the first 4 KiB block
+    Buffer c = pool.allocate(256 * 1024);
+    ASSERT_TRUE(c);
+    EXPECT_EQ(all_zero(c.data(), c.capacity()), zero);
+  }
+}
+
+}  // namespace
+}  // namespace bufpool

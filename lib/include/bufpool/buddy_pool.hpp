@@ -38,6 +38,10 @@ struct BuddyPoolOptions {
   std::size_t reserve = 0;
   /// Where chunks come from. nullptr means make_mmap_chunk_allocator() with default options.
   std::shared_ptr<ChunkAllocator> backing = nullptr;
+  /// Zero every block as it is freed (and the part of a block that shrink() gives back), before
+  /// any other buffer can get it: for a pool shared between tenants, none of whom may see
+  /// another's bytes. Costs a memset of the whole block per free, outside the pool's lock.
+  bool zero_freed = false;
 };
 
 struct BuddyPoolStats {

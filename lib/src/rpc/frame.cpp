@@ -37,6 +37,8 @@ std::string_view to_string(Status s) noexcept {
       return "SHUTTING_DOWN";
     case Status::internal:
       return "INTERNAL";
+    case Status::storage_full:
+      return "STORAGE_FULL";
   }
   return "UNKNOWN";
 }

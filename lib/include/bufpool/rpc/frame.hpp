@@ -25,6 +25,9 @@ enum class Status : std::uint8_t {
   unavailable = 4,
   shutting_down = 5,
   internal = 6,
+  // The store's key space (its key arena or max_keys) is full: unlike UNAVAILABLE, retrying
+  // does not help until keys are deleted (HTTP's 507).
+  storage_full = 7,
 };
 std::string_view to_string(Status s) noexcept;
 /// RPC statuses as error codes (category "bufpool.rpc"; the message is the status name), for
