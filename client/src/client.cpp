@@ -317,6 +317,12 @@ asio::awaitable<void> Client::ping() {
   if (r.status != rpc::Status::ok) throw_status(r, "ping");
 }
 
+asio::awaitable<std::string> Client::auth(std::string_view token) {
+  Reply r = co_await call(rpc::Opcode::auth, {}, asio::buffer(token.data(), token.size()));
+  if (r.status != rpc::Status::ok) throw_status(r, "auth");
+  co_return r.message();
+}
+
 asio::awaitable<bool> Client::put(std::string_view key, asio::const_buffer value) {
   check_key(key);
   Reply r = co_await call(rpc::Opcode::put, key, value);

@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <bit>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <thread>
@@ -200,6 +203,18 @@ const std::vector<Setting>& settings() {
        },
        [](const Config& c) { return c.log_level; }, "trace|debug|info|warn|error|critical|off"},
       bool_setting("log.access_log", "log every request", &Config::access_log),
+      {"auth.tokens_file",
+       "file of 'ROLE TOKEN' lines (read, write, admin); tokens also come from BUFPOOL_TOKENS, "
+       "never from a flag",
+       [](Config& c, std::string_view v) {
+         c.tokens_file = std::string(trim(v));
+         return true;
+       },
+       [](const Config& c) { return c.tokens_file; }, "a path"},
+      bool_setting("auth.open_metrics",
+                   "with tokens, let /v1/stats, /metrics, RPC STATS and RESP INFO be read "
+                   "without one",
+                   &Config::open_metrics),
   };
   return all;
 }
@@ -227,13 +242,45 @@ void set_or_throw(Config& c, const Setting& s, std::string_view value, const std
     throw ConfigError(s.key, fmt::format("'{}' ({}) is not {}", value, from, s.expected));
 }
 
+// The tokens: auth.tokens_file's, then BUFPOOL_TOKENS's. Errors name the source and the entry,
+// never a token.
+void load_tokens(Config& c, const char* (*env)(const char*)) {
+  try {
+    if (!c.tokens_file.empty()) {
+      std::FILE* f = std::fopen(c.tokens_file.c_str(), "rb");
+      if (!f)
+        throw ConfigError("auth.tokens_file",
+                          fmt::format("cannot open '{}': {}", c.tokens_file, std::strerror(errno)));
+      std::string text;
+      char buf[4096];
+      for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;)
+        text.append(buf, n);
+      std::fclose(f);
+      const auto tokens = parse_tokens(text, c.tokens_file);
+      if (tokens.empty())
+        throw ConfigError("auth.tokens_file", fmt::format("'{}' has no token", c.tokens_file));
+      c.tokens.add(tokens);
+    }
+    if (const char* v = env("BUFPOOL_TOKENS")) c.tokens.add(parse_tokens(v, "BUFPOOL_TOKENS"));
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError("auth.tokens", e.what());
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> Config::describe() const {
   std::vector<std::string> out;
   for (const Setting& s : settings())
     out.push_back(fmt::format("{} = {}", s.key, s.get(*this)));
+  out.push_back(fmt::format("auth.tokens = {}{}",
+                            tokens.enabled() ? tokens.describe() : "none (authentication off)",
+                            insecure ? "; --insecure" : ""));
   return out;
+}
+
+bool loopback_host(std::string_view host) noexcept {
+  return host.starts_with("127.") || host == "::1" || host == "localhost";
 }
 
 void apply_toml(Config& config, const std::string& toml_text, const std::string& source) {
@@ -293,6 +340,19 @@ void validate(const Config& c) {
   if (c.max_connections > (1ull << 20))
     throw ConfigError("limits.max_connections", "must be at most 1048576");
   if (c.pipeline_depth > 1024) throw ConfigError("limits.pipeline_depth", "must be at most 1024");
+  if (!c.tokens.enabled() && !c.insecure) {
+    for (const auto& [key, e] : {std::pair{"server.http_listen", &c.http_listen},
+                                 std::pair{"server.rpc_listen", &c.rpc_listen},
+                                 std::pair{"server.resp_listen", &c.resp_listen}}) {
+      if (e->enabled && !loopback_host(e->host))
+        throw ConfigError(
+            key, fmt::format("refusing to listen on {} without authentication (protected mode): "
+                             "give tokens in auth.tokens_file or BUFPOOL_TOKENS, or pass "
+                             "--insecure to let anyone who reaches the port read, write and "
+                             "delete every key",
+                             e->to_string()));
+    }
+  }
   if (c.unreceived_per_address() < c.max_object_size)
     throw ConfigError(
         "limits.max_unreceived_per_address",
@@ -318,6 +378,8 @@ Invocation parse_invocation(int argc, const char* const* argv, const char* (*env
   app.add_flag("--check-config", inv.check_config,
                "check the configuration, print it, and exit (0 valid, 2 invalid)");
   app.add_flag("-V,--version", inv.show_version, "print the version and exit");
+  app.add_flag("--insecure", inv.config.insecure,
+               "listen beyond loopback without authentication tokens (protected mode off)");
   app.add_flag("--health-check", inv.health_check,
                "ask the server configured here for GET /healthz; exit 0 if it answers 200, else 1 "
                "(for container HEALTHCHECKs: no curl needed)");
@@ -358,6 +420,7 @@ Invocation parse_invocation(int argc, const char* const* argv, const char* (*env
   for (std::size_t i = 0; i < settings().size(); ++i)
     if (options[i]->count() > 0)
       set_or_throw(inv.config, settings()[i], values[i], flag_of(settings()[i]));
+  load_tokens(inv.config, env);
   validate(inv.config);
   return inv;
 }

@@ -4,6 +4,8 @@
 
 #include <bufpool/app/units.hpp>
 
+#include "auth.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -70,6 +72,15 @@ struct Config {
   // [log]
   std::string log_level = "info";
   bool access_log = false;
+  // [auth]
+  std::string tokens_file;    // "ROLE TOKEN" lines (auth.hpp); never a token itself
+  bool open_metrics = false;  // /v1/stats, /metrics, RPC STATS and RESP INFO without a token
+  // Not settings: BUFPOOL_TOKENS and auth.tokens_file fill `tokens`, and only the --insecure
+  // flag sets `insecure` (listening beyond loopback without tokens), in so many words.
+  Tokens tokens;
+  bool insecure = false;
+  /// The role that /v1/stats, /metrics, RPC STATS and RESP INFO need.
+  Role stats_role() const noexcept { return open_metrics ? Role::none : Role::admin; }
 
   unsigned effective_threads() const;
   /// "key = value" lines, in file order, for the start-up log and --check-config.
@@ -106,8 +117,12 @@ Invocation parse_invocation(int argc, const char* const* argv,
 /// Loads a TOML document into `config` (for tests). Throws ConfigError.
 void apply_toml(Config& config, const std::string& toml_text, const std::string& source);
 
-/// Checks the combination of settings. Throws ConfigError.
+/// Checks the combination of settings. Throws ConfigError. Refuses (like Redis's protected mode)
+/// a listener beyond loopback without any token, unless `insecure`.
 void validate(const Config& config);
+
+/// Whether a listener on `host` is reachable from this machine only.
+bool loopback_host(std::string_view host) noexcept;
 
 /// "127.0.0.1:8080", "[::1]:0", "0.0.0.0:9090"; "" -> disabled.
 std::optional<Endpoint> parse_endpoint(std::string_view text);

@@ -1,5 +1,7 @@
 #include "http_routes.hpp"
 
+#include <cctype>
+
 #include <array>
 
 namespace bufpool::server {
@@ -69,6 +71,38 @@ std::optional<ConnectionTable::Order> connections_order(std::string_view query) 
   if (query == "sort=bytes") return ConnectionTable::Order::bytes;
   if (query == "sort=age") return ConnectionTable::Order::age;
   return std::nullopt;
+}
+
+Role required_role(Resource resource, boost::beast::http::verb method, Role stats_role) noexcept {
+  using boost::beast::http::verb;
+  switch (resource) {
+    case Resource::healthz:
+    case Resource::none:  // a 404 says nothing worth a token
+      return Role::none;
+    case Resource::buffer:
+      return method == verb::get || method == verb::head ? Role::read : Role::write;
+    case Resource::echo:
+      return Role::write;
+    case Resource::stats:
+    case Resource::metrics:
+      return stats_role;
+    case Resource::connections:
+      return Role::admin;
+  }
+  return Role::admin;
+}
+
+std::string_view bearer_token(std::string_view authorization) noexcept {
+  constexpr std::string_view scheme = "bearer ";
+  if (authorization.size() <= scheme.size()) return {};
+  for (std::size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i]) return {};
+  std::string_view token = authorization.substr(scheme.size());
+  while (!token.empty() && token.front() == ' ')
+    token.remove_prefix(1);
+  while (!token.empty() && token.back() == ' ')
+    token.remove_suffix(1);
+  return token;
 }
 
 }  // namespace bufpool::server

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 
+#include "auth.hpp"
 #include "connection_table.hpp"
 
 namespace bufpool::server {
@@ -38,6 +39,14 @@ struct Route {
 
 /// The route of a request target ("/v1/buffers/k?x=1"). Resource::none: no such resource.
 Route route(std::string_view target) noexcept;
+
+/// The role a request for `resource` by `verb` needs, when tokens are in use: none for
+/// /healthz, read to read a buffer, write to change one (and for /v1/echo, which takes pool
+/// memory), admin for /v1/connections, and `stats_role` for /v1/stats and /metrics.
+Role required_role(Resource resource, boost::beast::http::verb verb, Role stats_role) noexcept;
+
+/// The token of an "Authorization: Bearer TOKEN" header value (the scheme in any case), or "".
+std::string_view bearer_token(std::string_view authorization) noexcept;
 
 /// /v1/connections' query: "" or "sort=idle|bytes|age"; nullopt for anything else.
 std::optional<ConnectionTable::Order> connections_order(std::string_view query) noexcept;

@@ -60,6 +60,10 @@ const char* reason(int status) {
       return "No Content";
     case 400:
       return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
     case 404:
       return "Not Found";
     case 405:
@@ -416,6 +420,27 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (!r.takes(method)) {
       co_await send_error(x, 405, "method_not_allowed", r.usage, r.allow);
       co_return;
+    }
+    if (const Role need = required_role(r.resource, method, config_.stats_role());
+        need != Role::none && config_.tokens.enabled()) {
+      const auto& field = x.parser.get()[http::field::authorization];
+      const std::string_view token = bearer_token(std::string_view(field.data(), field.size()));
+      const Role have = token.empty() ? Role::none : config_.tokens.role_of(token);
+      if (have == Role::none) {  // RFC 6750 3: 401 with a challenge, and why if a token came
+        co_await send_error(
+            x, 401, token.empty() ? "unauthenticated" : "invalid_token",
+            token.empty() ? "this needs an Authorization: Bearer token" : "the token is not valid",
+            token.empty()
+                ? "WWW-Authenticate: Bearer realm=\"bufpool\"\r\n"
+                : "WWW-Authenticate: Bearer realm=\"bufpool\", error=\"invalid_token\"\r\n");
+        co_return;
+      }
+      if (!config_.tokens.allows(have, need)) {
+        co_await send_error(
+            x, 403, "insufficient_role",
+            fmt::format("this needs a {} token; this one is {}", to_string(need), to_string(have)));
+        co_return;
+      }
     }
     switch (r.resource) {
       case Resource::buffer:

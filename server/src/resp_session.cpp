@@ -130,6 +130,10 @@ struct Command {
 
 class RespConnection;
 
+// Who may run a command, once the server has tokens: anyone (AUTH, HELLO, QUIT), any token,
+// a write or admin token, or the role of the stats (admin unless auth.open_metrics).
+enum class Access : std::uint8_t { open, read, write, admin, stats };
+
 struct CommandSpec {
   std::string_view name;  // lower case
   int arity;              // Redis's: n arguments (the name included) exactly, -n at least n
@@ -137,6 +141,7 @@ struct CommandSpec {
   std::string_view flags;  // for COMMAND, separated by spaces
   int first_key, last_key, step;
   void (RespConnection::*run)(Command&);
+  Access access;
 };
 
 bool is_value(Values v, std::size_t i) noexcept {
@@ -159,7 +164,8 @@ class RespConnection : public std::enable_shared_from_this<RespConnection>, priv
       : Shell(std::move(socket), read_buffer_size),
         server_(server),
         config_(server.config()),
-        info_(info) {}
+        info_(info),
+        role_(config_.tokens.enabled() ? Role::none : Role::admin) {}
 
   asio::awaitable<void> run();
   void close(bool force);
@@ -172,6 +178,12 @@ class RespConnection : public std::enable_shared_from_this<RespConnection>, priv
   enum class Take { done, later, bad_end };
 
   asio::awaitable<void> read_loop();
+  // Whether argument i of `spec` is a value, read into pool memory. Not before AUTH: a client
+  // without a role gets no pool memory, and its arguments count against max_arg_bytes.
+  bool value_arg(const CommandSpec* spec, std::size_t i) const noexcept {
+    return spec && role_ != Role::none && is_value(spec->values, i);
+  }
+  bool permitted(const CommandSpec& spec);
   bool parse_buffered();
   asio::awaitable<Next> read_command();
   asio::awaitable<Next> read_inline();
@@ -207,6 +219,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection>, priv
   void cmd_hello(Command& c);
   void cmd_auth(Command& c);
   void cmd_quit(Command& c);
+  bool authenticate(std::string_view token);
   std::string info_text(const Command& c) const;
   static void describe(resp::Writer& w, const CommandSpec& s);
 
@@ -244,6 +257,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection>, priv
   std::vector<std::string> inline_args_;
   std::size_t line_scanned_ = 0;  // bytes already searched for a line end
   std::string name_;              // CLIENT SETNAME
+  Role role_;                     // the token's, after AUTH (admin when there are no tokens)
   bool too_long_ = false;         // fill_line() met a line above the limit
   bool quit_ = false;
   bool protocol_error_ = false;  // the connection ends with a protocol error: linger first
@@ -456,7 +470,7 @@ bool RespConnection::parse_buffered() {
     if (!len || *len + 2 > static_cast<std::size_t>(end - p) || p[*len] != '\r' ||
         p[*len + 1] != '\n')
       return false;
-    const bool value = spec && is_value(spec->values, i);
+    const bool value = value_arg(spec, i);
     if (value ? *len > config_.max_object_size : (copied += *len) > max_arg_bytes) return false;
     spans_.emplace_back(static_cast<std::uint32_t>(p - begin), static_cast<std::uint32_t>(*len));
     if (i == 0) spec = find_command(std::string_view(p, *len));
@@ -465,7 +479,7 @@ bool RespConnection::parse_buffered() {
   // All there: take the arguments (values into pool blocks, if free now).
   for (std::size_t i = 0; i < spans_.size(); ++i) {
     const auto [at, len] = spans_[i];
-    if (spec && is_value(spec->values, i)) {
+    if (value_arg(spec, i)) {
       Buffer b;
       if (len > 0) {
         b = server_.pool().allocate_if_free(len);
@@ -519,7 +533,7 @@ asio::awaitable<RespConnection::Next> RespConnection::read_command() {
     if (!len || *len < 0) co_return protocol_error("invalid bulk length");
     reader_.consume(at + 1);
     const auto size = static_cast<std::size_t>(*len);
-    const bool value = spec_ && is_value(spec_->values, i);
+    const bool value = value_arg(spec_, i);
     if (value && size > config_.max_object_size)
       co_return protocol_error(
           fmt::format("invalid bulk length: a value of {} bytes is above max_object_size ({})",
@@ -555,7 +569,7 @@ asio::awaitable<RespConnection::Next> RespConnection::read_inline() {
   spec_ = find_command(inline_args_[0]);
   for (std::size_t i = 0; i < inline_args_.size(); ++i) {
     const std::string& a = inline_args_[i];
-    if (spec_ && is_value(spec_->values, i)) {
+    if (value_arg(spec_, i)) {
       if (a.size() > config_.max_object_size)  // cannot happen with a 64 KiB line; kept honest
         co_return protocol_error("value above max_object_size");
       Buffer b;
@@ -599,6 +613,15 @@ asio::awaitable<void> RespConnection::read_loop() {
 void RespConnection::execute() {
   ++tally_.commands;
   Command& c = cmd_;
+  if (role_ == Role::none && (!spec_ || spec_->access != Access::open)) {
+    error("NOAUTH Authentication required.");
+    return;
+  }
+  if (spec_ && !permitted(*spec_)) {
+    error(fmt::format("NOPERM User {} has no permissions to run the '{}' command", to_string(role_),
+                      spec_->name));
+    return;
+  }
   if (!spec_) {
     std::vector<std::string_view> rest;
     for (std::size_t i = 1; i < c.size(); ++i)
@@ -620,6 +643,22 @@ void RespConnection::execute() {
     return;
   }
   (this->*spec_->run)(c);
+}
+
+bool RespConnection::permitted(const CommandSpec& spec) {
+  switch (spec.access) {
+    case Access::open:
+      return true;
+    case Access::read:
+      return config_.tokens.allows(role_, Role::read);
+    case Access::write:
+      return config_.tokens.allows(role_, Role::write);
+    case Access::admin:
+      return config_.tokens.allows(role_, Role::admin);
+    case Access::stats:
+      return config_.tokens.allows(role_, config_.stats_role());
+  }
+  return false;
 }
 
 void RespConnection::cmd_get(Command& c) {
@@ -993,8 +1032,9 @@ void RespConnection::cmd_hello(Command& c) {
   std::string new_name = name_;
   for (; i < c.size(); ++i) {
     if (resp::iequals(c[i], "auth") && i + 2 < c.size()) {
-      // No passwords yet: the default user has none, and takes any (as Redis's nopass user).
-      if (c[i + 1] != "default") {
+      if (config_.tokens.enabled()) {
+        if (!authenticate(c[i + 2])) return;
+      } else if (c[i + 1] != "default") {  // no tokens: the default user takes any password
         error("WRONGPASS invalid username-password pair or user is disabled.");
         return;
       }
@@ -1006,6 +1046,13 @@ void RespConnection::cmd_hello(Command& c) {
           fmt::format("ERR Syntax error in HELLO option '{}'", c[i].substr(0, 128))));
       return;
     }
+  }
+  if (role_ == Role::none) {
+    error(
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
+        "<proto> AUTH <user> <pass> option can be used to authenticate the client and select the "
+        "RESP protocol version at the same time");
+    return;
   }
   name_ = std::move(new_name);
   resp::Writer w;
@@ -1027,10 +1074,31 @@ void RespConnection::cmd_hello(Command& c) {
   raw(w.take());
 }
 
-void RespConnection::cmd_auth(Command&) {
-  error(
-      "ERR AUTH <password> called without any password configured for the default user. Are you "
-      "sure your configuration is correct?");
+// AUTH [username] token. The username is not checked (bufpool has roles, not users): the token
+// decides. A token that is not valid leaves the connection as it was, as in Redis.
+void RespConnection::cmd_auth(Command& c) {
+  if (c.size() > 3) {
+    error("ERR syntax error");
+    return;
+  }
+  if (!config_.tokens.enabled()) {
+    error(
+        "ERR AUTH <password> called without any password configured for the default user. Are "
+        "you sure your configuration is correct?");
+    return;
+  }
+  if (!authenticate(c[c.size() - 1])) return;
+  simple("OK");
+}
+
+bool RespConnection::authenticate(std::string_view token) {
+  const Role r = config_.tokens.role_of(token);
+  if (r == Role::none) {
+    error("WRONGPASS invalid username-password pair or user is disabled.");
+    return false;
+  }
+  role_ = r;
+  return true;
 }
 
 void RespConnection::cmd_quit(Command&) {
@@ -1042,25 +1110,27 @@ void RespConnection::cmd_quit(Command&) {
 std::span<const CommandSpec> RespConnection::commands() noexcept {
   using R = RespConnection;
   static constexpr CommandSpec table[] = {
-      {"get", 2, Values::none, "readonly fast", 1, 1, 1, &R::cmd_get},
-      {"set", -3, Values::third, "write denyoom", 1, 1, 1, &R::cmd_set},
-      {"mget", -2, Values::none, "readonly fast", 1, -1, 1, &R::cmd_mget},
-      {"mset", -3, Values::pairs, "write denyoom", 1, -1, 2, &R::cmd_mset},
-      {"del", -2, Values::none, "write", 1, -1, 1, &R::cmd_del},
-      {"exists", -2, Values::none, "readonly fast", 1, -1, 1, &R::cmd_exists},
-      {"strlen", 2, Values::none, "readonly fast", 1, 1, 1, &R::cmd_strlen},
-      {"getrange", 4, Values::none, "readonly", 1, 1, 1, &R::cmd_getrange},
-      {"ping", -1, Values::none, "fast", 0, 0, 0, &R::cmd_ping},
-      {"echo", 2, Values::none, "fast", 0, 0, 0, &R::cmd_echo},
-      {"dbsize", 1, Values::none, "readonly fast", 0, 0, 0, &R::cmd_dbsize},
-      {"info", -1, Values::none, "loading stale", 0, 0, 0, &R::cmd_info},
-      {"command", -1, Values::none, "loading stale", 0, 0, 0, &R::cmd_command},
-      {"client", -2, Values::none, "loading stale", 0, 0, 0, &R::cmd_client},
-      {"config", -2, Values::none, "admin loading stale", 0, 0, 0, &R::cmd_config},
-      {"select", 2, Values::none, "loading stale fast", 0, 0, 0, &R::cmd_select},
-      {"hello", -1, Values::none, "noscript loading stale fast", 0, 0, 0, &R::cmd_hello},
-      {"auth", -2, Values::none, "noscript loading stale fast", 0, 0, 0, &R::cmd_auth},
-      {"quit", -1, Values::none, "loading stale fast", 0, 0, 0, &R::cmd_quit},
+      {"get", 2, Values::none, "readonly fast", 1, 1, 1, &R::cmd_get, Access::read},
+      {"set", -3, Values::third, "write denyoom", 1, 1, 1, &R::cmd_set, Access::write},
+      {"mget", -2, Values::none, "readonly fast", 1, -1, 1, &R::cmd_mget, Access::read},
+      {"mset", -3, Values::pairs, "write denyoom", 1, -1, 2, &R::cmd_mset, Access::write},
+      {"del", -2, Values::none, "write", 1, -1, 1, &R::cmd_del, Access::write},
+      {"exists", -2, Values::none, "readonly fast", 1, -1, 1, &R::cmd_exists, Access::read},
+      {"strlen", 2, Values::none, "readonly fast", 1, 1, 1, &R::cmd_strlen, Access::read},
+      {"getrange", 4, Values::none, "readonly", 1, 1, 1, &R::cmd_getrange, Access::read},
+      {"ping", -1, Values::none, "fast", 0, 0, 0, &R::cmd_ping, Access::read},
+      {"echo", 2, Values::none, "fast", 0, 0, 0, &R::cmd_echo, Access::read},
+      {"dbsize", 1, Values::none, "readonly fast", 0, 0, 0, &R::cmd_dbsize, Access::read},
+      {"info", -1, Values::none, "loading stale", 0, 0, 0, &R::cmd_info, Access::stats},
+      {"command", -1, Values::none, "loading stale", 0, 0, 0, &R::cmd_command, Access::read},
+      {"client", -2, Values::none, "loading stale", 0, 0, 0, &R::cmd_client, Access::read},
+      {"config", -2, Values::none, "admin loading stale", 0, 0, 0, &R::cmd_config, Access::admin},
+      {"select", 2, Values::none, "loading stale fast", 0, 0, 0, &R::cmd_select, Access::read},
+      {"hello", -1, Values::none, "noscript loading stale fast", 0, 0, 0, &R::cmd_hello,
+       Access::open},
+      {"auth", -2, Values::none, "noscript loading stale fast", 0, 0, 0, &R::cmd_auth,
+       Access::open},
+      {"quit", -1, Values::none, "loading stale fast", 0, 0, 0, &R::cmd_quit, Access::open},
   };
   return table;
 }

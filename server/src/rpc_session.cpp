@@ -1,4 +1,5 @@
 // The buffer store as an RPC service (docs/protocol.md), on bufpool::rpc.
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "server.hpp"
@@ -11,7 +12,34 @@ namespace {
 // Feeds one connection's activity into its table row and the server's counters.
 class TableObserver : public rpc::ConnectionObserver {
  public:
-  TableObserver(Server& server, ConnectionInfo* info) : server_(server), info_(info) {}
+  TableObserver(Server& server, ConnectionInfo* info)
+      : server_(server),
+        info_(info),
+        role_(server.config().tokens.enabled() ? Role::none : Role::admin) {}
+
+  // Authentication: every opcode but AUTH needs a role once the server has tokens.
+  std::optional<rpc::Response> admit(std::uint8_t opcode) override {
+    const Tokens& tokens = server_.config().tokens;
+    if (!tokens.enabled()) return std::nullopt;
+    const Role need = needed(opcode);
+    if (need == Role::none || tokens.allows(role_, need)) return std::nullopt;
+    if (role_ == Role::none)
+      return rpc::Response::error(rpc::Status::unauthenticated, "AUTH with a token first");
+    return rpc::Response::error(
+        rpc::Status::forbidden,
+        fmt::format("this needs a {} token; this one is {}", to_string(need), to_string(role_)));
+  }
+  // AUTH's handler (make_store_service): the role of `token`, kept for the connection; a token
+  // that is not valid leaves the connection as it was.
+  rpc::Response authenticate(std::string_view token) {
+    const Tokens& tokens = server_.config().tokens;
+    if (!tokens.enabled()) return rpc::Response{rpc::Status::ok, 0, std::string("admin")};
+    const Role r = tokens.role_of(token);
+    if (r == Role::none)
+      return rpc::Response::error(rpc::Status::unauthenticated, "the token is not valid");
+    role_ = r;
+    return rpc::Response{rpc::Status::ok, 0, std::string(to_string(r))};
+  }
   void bytes_in(std::size_t n) override {
     info_->bytes_in.fetch_add(n, std::memory_order_relaxed);
     server_.counters().add(server_.counters().bytes_in, n);
@@ -35,8 +63,26 @@ class TableObserver : public rpc::ConnectionObserver {
   }
 
  private:
+  Role needed(std::uint8_t opcode) const noexcept {
+    switch (static_cast<rpc::Opcode>(opcode)) {
+      case rpc::Opcode::auth:
+        return Role::none;
+      case rpc::Opcode::ping:
+      case rpc::Opcode::get:
+        return Role::read;
+      case rpc::Opcode::put:
+      case rpc::Opcode::erase:
+      case rpc::Opcode::echo:  // takes pool memory
+        return Role::write;
+      case rpc::Opcode::stats:
+        return server_.config().stats_role();
+    }
+    return Role::admin;
+  }
+
   Server& server_;
   ConnectionInfo* info_;
+  Role role_;  // on the connection's executor only
 };
 
 }  // namespace
@@ -72,6 +118,11 @@ rpc::Service make_store_service(Server& server) {
   });
   s.on_sync(rpc::Opcode::echo, false, [](Request r) {
     return Response{Status::ok, 0, std::move(r.payload)};
+  });
+  s.on_sync(rpc::Opcode::auth, false, [](Request r) {
+    // The observer is always this server's (start_rpc_session): it keeps the connection's role.
+    const std::string_view token(reinterpret_cast<const char*>(r.payload.data()), r.payload.size());
+    return static_cast<TableObserver*>(r.observer)->authenticate(token);
   });
   s.on_sync(rpc::Opcode::stats, false, [&server](Request) {
     return Response{Status::ok, 0, server.stats_json()};

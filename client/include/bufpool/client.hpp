@@ -111,6 +111,9 @@ class Client : public std::enable_shared_from_this<Client> {
   }
 
   boost::asio::awaitable<void> ping();
+  /// Authenticates the connection with `token` (a server with tokens answers UNAUTHENTICATED to
+  /// anything else first); returns the token's role ("read", "write" or "admin").
+  boost::asio::awaitable<std::string> auth(std::string_view token);
   /// Stores `value`; true if the key was new.
   boost::asio::awaitable<bool> put(std::string_view key, boost::asio::const_buffer value);
   boost::asio::awaitable<std::optional<Buffer>> get(std::string_view key);

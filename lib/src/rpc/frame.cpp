@@ -39,6 +39,10 @@ std::string_view to_string(Status s) noexcept {
       return "INTERNAL";
     case Status::storage_full:
       return "STORAGE_FULL";
+    case Status::unauthenticated:
+      return "UNAUTHENTICATED";
+    case Status::forbidden:
+      return "FORBIDDEN";
   }
   return "UNKNOWN";
 }

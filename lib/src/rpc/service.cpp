@@ -285,15 +285,22 @@ asio::awaitable<Connection::Next> Connection::read_request(Request& request,
       co_return Next::stop;
     }
   }
+  request.observer = observer_.get();
   const auto len = static_cast<std::size_t>(h.payload_length);
-  if (len == 0) co_return Next::serve;
-  pace_.body(Clock::now());
   auto before = [this] { before_read(false); };
   auto after = [this](std::size_t bytes) {
     on_read(bytes);
     pace_.received(bytes);
     unreceived_.release(bytes);
   };
+  if (std::optional<Response> refusal = observer_->admit(h.opcode)) {
+    // Refused before its payload takes any memory: skip the payload, keep the connection.
+    if (len > 0 && !co_await reader_.skip(socket_, len, before, after)) co_return Next::stop;
+    answered(h.opcode, h.request_id, std::move(*refusal), true);
+    co_return Next::skip;
+  }
+  if (len == 0) co_return Next::serve;
+  pace_.body(Clock::now());
   // The bytes of the payload that are not buffered yet, which the quota (if any) must cover.
   const std::size_t missing = len - std::min(len, reader_.size());
   Buffer buffer = missing == 0 || !options_.unreceived ? pool_.allocate_if_free(len) : Buffer{};

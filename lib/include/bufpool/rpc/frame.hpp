@@ -14,7 +14,15 @@ inline constexpr std::uint8_t version = 1;
 inline constexpr std::size_t header_size = 32;
 inline constexpr std::size_t max_key_size = 250;
 
-enum class Opcode : std::uint8_t { ping = 1, put = 2, get = 3, erase = 4, echo = 5, stats = 6 };
+enum class Opcode : std::uint8_t {
+  ping = 1,
+  put = 2,
+  get = 3,
+  erase = 4,
+  echo = 5,
+  stats = 6,
+  auth = 7,  // the payload is a token; the connection then has that token's role
+};
 inline constexpr std::uint8_t max_opcode = 255;
 
 enum class Status : std::uint8_t {
@@ -28,6 +36,8 @@ enum class Status : std::uint8_t {
   // The store's key space (its key arena or max_keys) is full: unlike UNAVAILABLE, retrying
   // does not help until keys are deleted (HTTP's 507).
   storage_full = 7,
+  unauthenticated = 8,  // no AUTH yet, or AUTH with a token that is not valid
+  forbidden = 9,        // the connection's role does not allow this operation
 };
 std::string_view to_string(Status s) noexcept;
 /// RPC statuses as error codes (category "bufpool.rpc"; the message is the status name), for

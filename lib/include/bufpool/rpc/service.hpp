@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -29,11 +30,16 @@ using tcp = asio::ip::tcp;
 
 /// A request as the handler gets it: the payload is already in a pool buffer (read from the
 /// socket into it, not copied).
+class ConnectionObserver;
+
 struct Request {
   std::uint8_t opcode = 0;
   std::uint64_t id = 0;
   std::string key;  // at most 250 bytes; validated as a key when the service says so
   Buffer payload;   // empty for a 0-byte payload
+  // The connection's observer, for a handler that keeps state per connection (the server's
+  // AUTH sets the connection's role in its own observer).
+  ConnectionObserver* observer = nullptr;
 };
 
 /// A response: a status, flags, and a payload that is written straight from where it lives.
@@ -115,6 +121,10 @@ class ConnectionObserver {
   /// true while requests are in flight or being read, false when idle between requests.
   virtual void busy(bool) {}
   virtual void timed_out(Timeout) {}
+  /// Whether the connection may run `opcode` now (authentication): nullopt lets it, a response
+  /// refuses it with that response, before its payload is read (the payload is skipped and the
+  /// connection stays).
+  virtual std::optional<Response> admit(std::uint8_t /*opcode*/) { return std::nullopt; }
   /// A payload waited for ConnectionOptions::unreceived (`refused`: and got no room in time).
   virtual void unreceived_wait(bool /*refused*/) {}
 };
