@@ -1,7 +1,9 @@
 # bufpool-server. The build stage runs the same Make targets as CI (make test, make dist-check);
 # the runtime stage has only the runtime libraries, listed by the build (build/dist/runtime-deps).
 #   docker build -t bufpool .
-#   docker run --rm -p 8080:8080 -p 9090:9090 -p 6380:6380 -e BUFPOOL_MAX_MEMORY=2GiB bufpool
+#   docker run --rm -p 8080:8080 -p 9090:9090 -p 6380:6380 -e BUFPOOL_MAX_MEMORY=2GiB \
+#     -e BUFPOOL_TOKENS='admin:<32 random characters>' bufpool
+# Beyond loopback the server needs tokens (configs/container.toml says how), or --insecure.
 
 FROM debian:bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends make ca-certificates \

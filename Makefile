@@ -114,7 +114,8 @@ dist: build
 dist-check: dist
 	test -s $(DIST)/runtime-deps
 	$(DIST)/root/usr/local/bin/bufpool-server --version
-	$(DIST)/root/usr/local/bin/bufpool-server --check-config --config $(DIST)/root/etc/bufpool/bufpool.toml
+	! $(DIST)/root/usr/local/bin/bufpool-server --check-config --config $(DIST)/root/etc/bufpool/bufpool.toml >/dev/null 2>&1
+	BUFPOOL_TOKENS=admin:dist-check-not-a-secret $(DIST)/root/usr/local/bin/bufpool-server --check-config --config $(DIST)/root/etc/bufpool/bufpool.toml
 	! ldd $(DIST)/root/usr/local/bin/bufpool-server | grep -q 'not found'
 	grep -q '^HEALTHCHECK' Dockerfile && grep -q '^USER 10001' Dockerfile && grep -q '^STOPSIGNAL SIGTERM' Dockerfile
 

@@ -34,7 +34,9 @@ class Tokens {
   bool allows(Role have, Role need) const noexcept { return !enabled() || have >= need; }
   /// "3 tokens (1 admin, 1 write, 1 read)": counts, never a value.
   std::string describe() const;
-  void add(const std::vector<Token>& more) { tokens_.insert(tokens_.end(), more.begin(), more.end()); }
+  void add(const std::vector<Token>& more) {
+    tokens_.insert(tokens_.end(), more.begin(), more.end());
+  }
 
  private:
   std::vector<Token> tokens_;

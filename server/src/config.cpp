@@ -340,6 +340,15 @@ void validate(const Config& c) {
   if (c.max_connections > (1ull << 20))
     throw ConfigError("limits.max_connections", "must be at most 1048576");
   if (c.pipeline_depth > 1024) throw ConfigError("limits.pipeline_depth", "must be at most 1024");
+  if (c.unreceived_per_address() < c.max_object_size)
+    throw ConfigError(
+        "limits.max_unreceived_per_address",
+        fmt::format("{} is below limits.max_object_size ({}): no client could send "
+                    "the largest value",
+                    format_size(c.max_unreceived_per_address), format_size(c.max_object_size)));
+}
+
+void check_protected_mode(const Config& c) {
   if (!c.tokens.enabled() && !c.insecure) {
     for (const auto& [key, e] : {std::pair{"server.http_listen", &c.http_listen},
                                  std::pair{"server.rpc_listen", &c.rpc_listen},
@@ -353,12 +362,6 @@ void validate(const Config& c) {
                              e->to_string()));
     }
   }
-  if (c.unreceived_per_address() < c.max_object_size)
-    throw ConfigError(
-        "limits.max_unreceived_per_address",
-        fmt::format("{} is below limits.max_object_size ({}): no client could send "
-                    "the largest value",
-                    format_size(c.max_unreceived_per_address), format_size(c.max_object_size)));
 }
 
 Invocation parse_invocation(int argc, const char* const* argv, const char* (*env)(const char*)) {
@@ -422,6 +425,8 @@ Invocation parse_invocation(int argc, const char* const* argv, const char* (*env
       set_or_throw(inv.config, settings()[i], values[i], flag_of(settings()[i]));
   load_tokens(inv.config, env);
   validate(inv.config);
+  // The health check only asks the server: it listens on nothing, and needs no token.
+  if (!inv.health_check) check_protected_mode(inv.config);
   return inv;
 }
 

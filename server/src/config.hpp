@@ -117,9 +117,12 @@ Invocation parse_invocation(int argc, const char* const* argv,
 /// Loads a TOML document into `config` (for tests). Throws ConfigError.
 void apply_toml(Config& config, const std::string& toml_text, const std::string& source);
 
-/// Checks the combination of settings. Throws ConfigError. Refuses (like Redis's protected mode)
-/// a listener beyond loopback without any token, unless `insecure`.
+/// Checks the combination of settings. Throws ConfigError.
 void validate(const Config& config);
+
+/// Like Redis's protected mode: refuses (ConfigError) a listener beyond loopback without any
+/// token, unless `insecure`. parse_invocation calls it, except for --health-check.
+void check_protected_mode(const Config& config);
 
 /// Whether a listener on `host` is reachable from this machine only.
 bool loopback_host(std::string_view host) noexcept;
