@@ -15,7 +15,7 @@ DEPS := cmake ninja-build g++ make ccache pkg-config clang-format \
         libtomlplusplus-dev libcli11-dev libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev \
         curl prometheus redis-server clang-16 redis-tools python3-redis nutcracker
 
-.PHONY: all deps bench-deps clang-deps clang configure build test bench bench-server compare asan tsan ci format clean help \
+.PHONY: all deps bench-deps clang-deps clang fuzz-deps fuzz configure build test bench bench-server compare asan tsan ci format clean help \
         run dist dist-check
 all: build
 
@@ -28,7 +28,8 @@ help:
 	@echo "make asan   build and test with AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make tsan   build and run the concurrency tests with ThreadSanitizer"
 	@echo "make clang  build the library, client, unit tests and examples with clang++ 16, and test them"
-	@echo "make ci     what CI runs: test, asan, tsan, clang, dist-check"
+	@echo "make fuzz   build the libFuzzer harnesses (clang-16) and run each FUZZ_TIME seconds (60)"
+	@echo "make ci     what CI runs: test, asan, tsan, clang, fuzz, dist-check"
 	@echo "make dist   stage the server for a container in build/dist (what the Dockerfile copies)"
 	@echo "make dist-check  stage it and check it: runs, finds its libraries, config is valid"
 	@echo "make format clang-format every source file in place"
@@ -59,6 +60,20 @@ clang-deps:
 clang: clang-deps
 	$(MAKE) test PRESET=clang
 
+# libFuzzer harnesses (fuzz/): each runs FUZZ_TIME seconds on a scratch copy of its committed
+# corpus (fuzz/corpus/NAME), and the run fails on any crash, sanitizer report or leak; the
+# executions per second and the coverage are printed at the end of each.
+FUZZ_DEPS := clang-16 libclang-rt-16-dev
+FUZZ_TIME ?= 60
+FUZZERS := http rpc resp config
+fuzz-deps:
+	@$(call install_missing,$(FUZZ_DEPS))
+
+fuzz: deps fuzz-deps
+	cmake --preset fuzz
+	cmake --build --preset fuzz -j $(JOBS)
+	fuzz/run.sh build/fuzz/fuzz $(FUZZ_TIME) $(FUZZERS)
+
 configure: deps
 	cmake --preset $(PRESET)
 
@@ -87,7 +102,7 @@ compare: bench-deps
 	$(MAKE) build PRESET=release
 	perf/compare.py
 
-ci: test asan tsan clang dist-check
+ci: test asan tsan clang fuzz dist-check
 
 run: build
 	build/$(PRESET)/server/bufpool-server --config configs/bufpool.toml

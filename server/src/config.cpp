@@ -46,6 +46,17 @@ std::optional<Endpoint> parse_endpoint(std::string_view text) {
   }
   auto p = parse_count(port);
   if (host.empty() || !p || *p > 65535) return std::nullopt;
+  // A name or an IPv4 address, or (in brackets) an IPv6 one: nothing else, so that what is
+  // printed back (Endpoint::to_string) reads as the same endpoint. Found by fuzz_config.
+  const bool v6 = text.front() == '[';
+  for (const char c : host) {
+    const bool name_char = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                           (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+    const bool v6_char = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+                         (c >= 'A' && c <= 'F') || c == ':' || c == '.';
+    if (v6 ? !v6_char : !name_char) return std::nullopt;
+  }
+  if (v6 && host.find(':') == std::string_view::npos) return std::nullopt;
   return Endpoint{std::string(host), static_cast<std::uint16_t>(*p), true};
 }
 

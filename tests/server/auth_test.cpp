@@ -75,9 +75,9 @@ TEST(Auth, HttpEveryEndpointByRole) {
     EXPECT_EQ(status(server, c.method, c.path, admin_token, c.extra), c.admin);
   }
   // The challenge of RFC 6750, and why when a token came.
-  auto [rc, headers] = run("curl -s -D - -o /dev/null http://127.0.0.1:" +
-                           std::to_string(server.http_port) + "/v1/buffers/k -H " +
-                           "'Authorization: Bearer " + wrong_token + "'");
+  auto [rc, headers] =
+      run("curl -s -D - -o /dev/null http://127.0.0.1:" + std::to_string(server.http_port) +
+          "/v1/buffers/k -H " + "'Authorization: Bearer " + wrong_token + "'");
   EXPECT_NE(headers.find("WWW-Authenticate: Bearer realm=\"bufpool\", error=\"invalid_token\""),
             std::string::npos)
       << headers;
@@ -154,8 +154,7 @@ TEST(Auth, RpcAuthFrameAndRoles) {
 }
 
 std::string cli(const ServerProcess& s, const std::string& args) {
-  return run("redis-cli --no-auth-warning -p " + std::to_string(s.resp_port) + " " + args +
-             " 2>&1")
+  return run("redis-cli --no-auth-warning -p " + std::to_string(s.resp_port) + " " + args + " 2>&1")
       .second;
 }
 
@@ -204,8 +203,8 @@ TEST(Auth, ProtectedModeAndCheckConfig) {
   EXPECT_NE(out.find("--insecure"), std::string::npos) << out;
   test::TempDir dir;
   const std::string ports = dir.file("ports.json");
-  test::ChildProcess insecure({BUFPOOL_SERVER_BIN, "--http-listen", "0.0.0.0:0", "--rpc-listen",
-                               "", "--resp-listen", "", "--insecure", "--port-file", ports},
+  test::ChildProcess insecure({BUFPOOL_SERVER_BIN, "--http-listen", "0.0.0.0:0", "--rpc-listen", "",
+                               "--resp-listen", "", "--insecure", "--port-file", ports},
                               dir.file("log"));
   for (int i = 0; i < 500 && !std::filesystem::exists(ports); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -221,9 +220,8 @@ TEST(Auth, ProtectedModeAndCheckConfig) {
     EXPECT_EQ(shown.find(*t), std::string::npos) << "a token in --check-config";
   // A bad tokens file names the entry, not the token.
   std::ofstream(dir.file("bad")) << "admin " << admin_token << "\nroot short\n";
-  auto [rc4, bad] =
-      run(std::string(BUFPOOL_SERVER_BIN) + " --check-config --tokens-file " + dir.file("bad") +
-          " 2>&1");
+  auto [rc4, bad] = run(std::string(BUFPOOL_SERVER_BIN) + " --check-config --tokens-file " +
+                        dir.file("bad") + " 2>&1");
   EXPECT_EQ(rc4, 2);
   EXPECT_NE(bad.find("entry 2: unknown role 'root'"), std::string::npos) << bad;
   EXPECT_EQ(bad.find(admin_token), std::string::npos);

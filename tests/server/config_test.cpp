@@ -22,6 +22,13 @@ TEST(Config, Endpoints) {
   EXPECT_FALSE(parse_endpoint("::1:9090")) << "IPv6 needs brackets";
   EXPECT_FALSE(parse_endpoint("localhost"));
   EXPECT_FALSE(parse_endpoint("h:65536"));
+  // Found by fuzz_config: a host of any bytes was taken, and printed back as another endpoint.
+  EXPECT_FALSE(
+      parse_endpoint("[\t\xf3"
+                     "5 1]:0080"));
+  EXPECT_FALSE(parse_endpoint("[example.com]:80")) << "brackets hold an IPv6 address";
+  EXPECT_FALSE(parse_endpoint("a b:80"));
+  EXPECT_TRUE(parse_endpoint("bufpool-0.bufpool.default.svc:6380"));
   EXPECT_FALSE(parse_endpoint("")->enabled);
   EXPECT_EQ(format_size(64u << 20), "64MiB");
   EXPECT_EQ(format_size(1000), "1000B");
