@@ -175,7 +175,7 @@ struct Exchange {
 
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
  public:
-  HttpConnection(Server& server, tcp::socket socket, ConnectionInfo* info)
+  HttpConnection(Server& server, Transport socket, ConnectionInfo* info)
       : server_(server),
         config_(server.config()),
         socket_(std::move(socket)),
@@ -747,7 +747,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
   Server& server_;
   const Config& config_;
-  tcp::socket socket_;
+  Transport socket_;  // TCP, or TLS over it
   detail::Watchdog watchdog_;
   detail::ReceivePace pace_;
   detail::ReceivePace::Limit limit_ = detail::ReceivePace::Limit::read;  // of the armed deadline
@@ -771,14 +771,14 @@ std::string refusal(std::string_view message, std::string_view code) {
 
 }  // namespace
 
-void start_http_session(Server& server, tcp::socket socket) {
+void start_http_session(Server& server, Transport socket) {
   static const std::string table_full =
       refusal("too many open connections", "too_many_connections");
   static const std::string address_full =
       refusal("too many open connections from this address", "too_many_connections_per_address");
   start_session(
       server, std::move(socket), "http",
-      [&server](tcp::socket s, ConnectionInfo* info) {
+      [&server](Transport s, ConnectionInfo* info) {
         return std::make_shared<HttpConnection>(server, std::move(s), info);
       },
       Refusals{table_full, address_full});

@@ -160,7 +160,7 @@ using Shell = detail::ServedConnection<std::unique_ptr<Reply>, ReplyBuffers>;
 
 class RespConnection : public std::enable_shared_from_this<RespConnection>, private Shell {
  public:
-  RespConnection(Server& server, tcp::socket socket, ConnectionInfo* info)
+  RespConnection(Server& server, Transport socket, ConnectionInfo* info)
       : Shell(std::move(socket), read_buffer_size),
         server_(server),
         config_(server.config()),
@@ -1281,11 +1281,11 @@ asio::awaitable<void> RespConnection::run() {
 
 }  // namespace
 
-void start_resp_session(Server& server, tcp::socket socket) {
+void start_resp_session(Server& server, Transport socket) {
   // Redis's words for a full table; the per-address cap has none of its own.
   start_session(
       server, std::move(socket), "resp",
-      [&server](tcp::socket s, ConnectionInfo* info) {
+      [&server](Transport s, ConnectionInfo* info) {
         return std::make_shared<RespConnection>(server, std::move(s), info);
       },
       Refusals{"-ERR max number of clients reached\r\n",

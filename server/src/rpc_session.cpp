@@ -130,7 +130,7 @@ rpc::Service make_store_service(Server& server) {
   return s;
 }
 
-void start_rpc_session(Server& server, tcp::socket socket) {
+void start_rpc_session(Server& server, Transport socket) {
   const Config& c = server.config();
   rpc::ConnectionOptions options;
   options.max_payload = c.max_object_size;
@@ -142,7 +142,7 @@ void start_rpc_session(Server& server, tcp::socket socket) {
   options.min_body_rate = c.min_body_rate;
   options.body_grace = c.body_grace;
   start_session(server, std::move(socket), "rpc",
-                [&server, options](tcp::socket s, ConnectionInfo* info) mutable {
+                [&server, options](Transport s, ConnectionInfo* info) mutable {
                   options.unreceived = info->unreceived;  // the client address's
                   return std::make_shared<rpc::Connection>(
                       std::move(s), server.rpc_service(), server.pool(), options,

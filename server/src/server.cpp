@@ -157,7 +157,7 @@ void Server::accept_loop(tcp::acceptor& acceptor, SessionStarter start_session) 
       // is always in the table before close_all() walks it: no late session escapes the drain.
       if (draining()) continue;  // the socket closes as it goes out of scope
       counters_.add(counters_.connections_accepted);
-      start_session(*this, std::move(socket));
+      start_session(*this, Transport(tcp::socket(std::move(socket))));
     }
   };
   asio::co_spawn(acceptor.get_executor(), loop, [](std::exception_ptr e) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <bufpool/buddy_pool.hpp>
+#include <bufpool/detail/transport.hpp>
 #include <bufpool/node_pool.hpp>
 #include <bufpool/rpc/service.hpp>
 
@@ -29,6 +30,8 @@ namespace bufpool::server {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+// A connection's stream: TCP, or TLS over it (bufpool/detail/transport.hpp).
+using detail::Transport;
 
 /// Counters for /v1/stats and /metrics. Relaxed atomics: statistics, not synchronisation.
 struct ServerCounters {
@@ -103,7 +106,7 @@ class Server {
   void session_finished() noexcept;
 
  private:
-  using SessionStarter = void (*)(Server&, tcp::socket);
+  using SessionStarter = void (*)(Server&, Transport);
   void accept_loop(tcp::acceptor& acceptor, SessionStarter start_session);
   void begin_shutdown();
   void session_finished_check();
@@ -142,11 +145,11 @@ class Server {
 std::string exception_text(std::exception_ptr e);
 
 /// Runs one HTTP connection to its end (http_session.cpp).
-void start_http_session(Server& server, tcp::socket socket);
+void start_http_session(Server& server, Transport socket);
 /// Runs one RPC connection to its end (rpc_session.cpp).
-void start_rpc_session(Server& server, tcp::socket socket);
+void start_rpc_session(Server& server, Transport socket);
 /// Runs one RESP (Redis protocol) connection to its end (resp_session.cpp).
-void start_resp_session(Server& server, tcp::socket socket);
+void start_resp_session(Server& server, Transport socket);
 /// The buffer store as a bufpool::rpc service.
 rpc::Service make_store_service(Server& server);
 

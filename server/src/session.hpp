@@ -65,13 +65,13 @@ struct Refusals {
 /// connection the table refuses is sent its refusal (one non-blocking write, best effort: the
 /// socket buffer of a new connection is empty) and closed here.
 template <typename Make>
-void start_session(Server& server, tcp::socket socket, const char* protocol, Make make,
+void start_session(Server& server, Transport socket, const char* protocol, Make make,
                    Refusals refusals = {}) {
   auto executor = socket.get_executor();
   using Connection = typename decltype(make(std::move(socket), nullptr))::element_type;
   auto holder = std::make_shared<std::weak_ptr<Connection>>();
   std::string address;
-  std::string peer = peer_text(socket, &address);
+  std::string peer = peer_text(socket.lowest_layer(), &address);
   ConnectionTable::Refusal refused{};
   ConnectionInfo* info = server.connections().add(
       std::move(peer), std::move(address), protocol,

@@ -63,7 +63,7 @@ struct Connection::Worker {
   bool has_request = false;
 };
 
-Connection::Connection(tcp::socket socket, const Service& service, BuddyPool& pool,
+Connection::Connection(detail::Transport socket, const Service& service, BuddyPool& pool,
                        ConnectionOptions options, std::shared_ptr<ConnectionObserver> observer)
     : connection_detail::Shell(std::move(socket), read_buffer_size),
       service_(service),

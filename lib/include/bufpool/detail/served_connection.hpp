@@ -19,6 +19,7 @@
 
 #include "bufpool/detail/close_socket.hpp"
 #include "bufpool/detail/direct_reader.hpp"
+#include "bufpool/detail/transport.hpp"
 #include "bufpool/detail/watchdog.hpp"
 #include "bufpool/detail/write_queue.hpp"
 
@@ -32,7 +33,7 @@ class ServedConnection {
   using tcp = boost::asio::ip::tcp;
   using Clock = std::chrono::steady_clock;
 
-  ServedConnection(tcp::socket socket, std::size_t read_buffer)
+  ServedConnection(Transport socket, std::size_t read_buffer)
       : socket_(std::move(socket)),
         watchdog_(socket_.get_executor()),
         reader_(read_buffer),
@@ -85,7 +86,7 @@ class ServedConnection {
     }
   }
 
-  tcp::socket socket_;
+  Transport socket_;  // TCP, or TLS over it
   Watchdog watchdog_;
   DirectReader reader_;
   WriteQueue<Entry, BuffersOf> writes_;

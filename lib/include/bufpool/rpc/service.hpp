@@ -148,15 +148,16 @@ using Shell = detail::ServedConnection<std::unique_ptr<Outgoing>, OutgoingBuffer
 class Connection : public std::enable_shared_from_this<Connection>,
                    private connection_detail::Shell {
  public:
-  Connection(tcp::socket socket, const Service& service, BuddyPool& pool, ConnectionOptions options,
-             std::shared_ptr<ConnectionObserver> observer = {});
+  /// `socket`: a tcp::socket, or a detail::Transport over TLS (the server's TLS listeners).
+  Connection(detail::Transport socket, const Service& service, BuddyPool& pool,
+             ConnectionOptions options, std::shared_ptr<ConnectionObserver> observer = {});
   ~Connection();
 
   /// Serves until the peer closes, an error, a timeout, or close(). Never throws for I/O errors.
   asio::awaitable<void> run();
   /// Graceful (stop reading, finish what was read, then close) or forced (close at once).
   void close(bool force);
-  tcp::socket& socket() noexcept { return socket_; }
+  tcp::socket& socket() noexcept { return socket_.lowest_layer(); }
 
  private:
   using Outgoing = connection_detail::Outgoing;
