@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEPS := cmake ninja-build g++ make ccache pkg-config clang-format \
         libboost1.81-dev libfmt-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev \
         libtomlplusplus-dev libcli11-dev libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev \
-        curl prometheus redis-server clang-16 redis-tools python3-redis nutcracker
+        curl prometheus redis-server clang-16 redis-tools python3-redis nutcracker libssl-dev openssl
 
 .PHONY: all deps bench-deps clang-deps clang fuzz-deps fuzz configure build test bench bench-server compare asan tsan ci format clean help \
         run dist dist-check

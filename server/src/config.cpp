@@ -214,6 +214,21 @@ const std::vector<Setting>& settings() {
        },
        [](const Config& c) { return c.log_level; }, "trace|debug|info|warn|error|critical|off"},
       bool_setting("log.access_log", "log every request", &Config::access_log),
+      {"tls.cert_file", "PEM certificate chain for the TLS listeners (reloaded on SIGHUP)",
+       [](Config& c, std::string_view v) {
+         c.cert_file = std::string(trim(v));
+         return true;
+       },
+       [](const Config& c) { return c.cert_file; }, "a path"},
+      {"tls.key_file", "PEM private key of tls.cert_file",
+       [](Config& c, std::string_view v) {
+         c.key_file = std::string(trim(v));
+         return true;
+       },
+       [](const Config& c) { return c.key_file; }, "a path"},
+      bool_setting("tls.http", "the HTTP listener speaks TLS (HTTPS)", &Config::tls_http),
+      bool_setting("tls.rpc", "the RPC listener speaks TLS", &Config::tls_rpc),
+      bool_setting("tls.resp", "the RESP listener speaks TLS (redis-cli --tls)", &Config::tls_resp),
       {"auth.tokens_file",
        "file of 'ROLE TOKEN' lines (read, write, admin); tokens also come from BUFPOOL_TOKENS, "
        "never from a flag",
@@ -231,10 +246,11 @@ const std::vector<Setting>& settings() {
 }
 
 // The flag and environment name: the key without its section ("max_memory"), except where
-// that alone would be vague ("log.level" -> "log_level").
+// that alone would be vague ("log.level" -> "log_level", "tls.http" -> "tls_http").
 std::string name_of(const Setting& s) {
   const std::string_view key(s.key);
   if (key == "log.level") return "log_level";
+  if (key.starts_with("tls.")) return "tls_" + std::string(key.substr(4));  // --tls-http, ...
   return std::string(key.substr(key.find('.') + 1));
 }
 std::string flag_of(const Setting& s) {
@@ -351,6 +367,13 @@ void validate(const Config& c) {
   if (c.max_connections > (1ull << 20))
     throw ConfigError("limits.max_connections", "must be at most 1048576");
   if (c.pipeline_depth > 1024) throw ConfigError("limits.pipeline_depth", "must be at most 1024");
+  if (c.tls_any() && (c.cert_file.empty() || c.key_file.empty()))
+    throw ConfigError(c.cert_file.empty() ? "tls.cert_file" : "tls.key_file",
+                      "a TLS listener (tls.http, tls.rpc or tls.resp) needs tls.cert_file and "
+                      "tls.key_file");
+  if (!c.tls_any() && !c.cert_file.empty())
+    throw ConfigError("tls.cert_file",
+                      "is set, but no listener speaks TLS: set tls.http, tls.rpc or tls.resp");
   if (c.unreceived_per_address() < c.max_object_size)
     throw ConfigError(
         "limits.max_unreceived_per_address",

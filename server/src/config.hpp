@@ -72,6 +72,10 @@ struct Config {
   // [log]
   std::string log_level = "info";
   bool access_log = false;
+  // [tls]
+  std::string cert_file, key_file;  // PEM: the chain (leaf first) and its key; SIGHUP reloads
+  bool tls_http = false, tls_rpc = false, tls_resp = false;  // which listeners speak TLS
+  bool tls_any() const noexcept { return tls_http || tls_rpc || tls_resp; }
   // [auth]
   std::string tokens_file;    // "ROLE TOKEN" lines (auth.hpp); never a token itself
   bool open_metrics = false;  // /v1/stats, /metrics, RPC STATS and RESP INFO without a token

@@ -12,6 +12,7 @@
 
 #include "config.hpp"
 #include "server.hpp"
+#include "tls.hpp"
 
 namespace {
 
@@ -86,6 +87,14 @@ int main(int argc, char** argv) {
   }
   if (inv.health_check) return health_check(inv.config);
   if (inv.check_config) {
+    if (inv.config.tls_any()) {  // the files must load, as at start
+      try {
+        TlsContext::load(inv.config.cert_file, inv.config.key_file);
+      } catch (const std::runtime_error& e) {
+        std::fprintf(stderr, "bufpool-server: config error: %s\n", e.what());
+        return 2;
+      }
+    }
     for (const auto& line : inv.config.describe())
       std::printf("%s\n", line.c_str());
     std::printf("configuration ok%s\n",

@@ -44,7 +44,7 @@ std::string Server::stats_json() {
       " \"keyspace_misses\": {}}},\n"
       "  \"bytes_in\": {}, \"bytes_out\": {}, \"alloc_timeouts\": {}, \"read_timeouts\": {},"
       " \"incomplete_bodies\": {}, \"header_timeouts\": {}, \"slow_bodies\": {},"
-      " \"unreceived_waits\": {}\n"
+      " \"unreceived_waits\": {}, \"tls_handshakes\": {}, \"tls_handshake_failures\": {}\n"
       "}}\n",
       version_string, static_cast<double>(now_ns() - started_ns_) / 1e9, draining(),
       config_.max_memory, config_.chunk_size, config_.min_block, p.chunks_held, p.bytes_reserved,
@@ -58,7 +58,8 @@ std::string Server::stats_json() {
       get(c.http_by_class[5]), get(c.rpc_requests), get(c.resp_commands), get(c.resp_errors),
       get(c.keyspace_hits), get(c.keyspace_misses), get(c.bytes_in), get(c.bytes_out),
       get(c.alloc_timeouts), get(c.read_timeouts), get(c.incomplete_bodies), get(c.header_timeouts),
-      get(c.slow_bodies), get(c.unreceived_waits));
+      get(c.slow_bodies), get(c.unreceived_waits), get(c.tls_handshakes),
+      get(c.tls_handshake_failures));
 }
 
 std::string Server::metrics_text() {
@@ -121,6 +122,11 @@ std::string Server::metrics_text() {
          "Requests whose header was not whole within header_timeout.", get(c.header_timeouts));
   metric("bufpool_slow_bodies_total", "counter", "Bodies cut off below min_body_rate.",
          get(c.slow_bodies));
+  metric("bufpool_tls_handshakes_total", "counter", "TLS handshakes completed.",
+         get(c.tls_handshakes));
+  metric("bufpool_tls_handshake_failures_total", "counter",
+         "TLS handshakes that failed or did not finish within header_timeout.",
+         get(c.tls_handshake_failures));
   metric("bufpool_unreceived_waits_total", "counter",
          "Bodies that waited for their address's max_unreceived_per_address.",
          get(c.unreceived_waits));

@@ -88,6 +88,8 @@ void Server::start() {
     work_.push_back(asio::make_work_guard(*contexts_.back()));
   }
   asio::io_context& main = *contexts_.front();
+  // A certificate that does not load stops the start (std::runtime_error, naming the file).
+  if (config_.tls_any()) tls_ = std::make_unique<TlsContext>(config_.cert_file, config_.key_file);
   if (config_.http_listen.enabled) {
     http_acceptor_ = listen(main, config_.http_listen);
     http_port_ = http_acceptor_->local_endpoint().port();
@@ -100,29 +102,24 @@ void Server::start() {
     resp_acceptor_ = listen(main, config_.resp_listen);
     resp_port_ = resp_acceptor_->local_endpoint().port();
   }
-  signals_ = std::make_unique<asio::signal_set>(main, SIGINT, SIGTERM);
-  signals_->async_wait([this](const boost::system::error_code& ec, int signo) {
-    if (ec) return;
-    spdlog::info("signal {}: shutting down (in-flight requests have {})", signo,
-                 format_duration(config_.shutdown_timeout));
-    begin_shutdown();
-  });
+  signals_ = std::make_unique<asio::signal_set>(main, SIGINT, SIGTERM, SIGHUP);
+  wait_for_signals();
   shutdown_timer_ = std::make_unique<asio::steady_timer>(main);
   trim_timer_ = std::make_unique<asio::steady_timer>(main);
   schedule_trim();
-  if (http_acceptor_) accept_loop(*http_acceptor_, start_http_session);
-  if (rpc_acceptor_) accept_loop(*rpc_acceptor_, start_rpc_session);
-  if (resp_acceptor_) accept_loop(*resp_acceptor_, start_resp_session);
+  if (http_acceptor_) accept_loop(*http_acceptor_, start_http_session, config_.tls_http);
+  if (rpc_acceptor_) accept_loop(*rpc_acceptor_, start_rpc_session, config_.tls_rpc);
+  if (resp_acceptor_) accept_loop(*resp_acceptor_, start_resp_session, config_.tls_resp);
   for (unsigned i = 0; i < n; ++i)
     threads_.emplace_back([this, i] { contexts_[i]->run(); });
   if (http_acceptor_)
-    spdlog::info("listening for HTTP on {}",
+    spdlog::info("listening for HTTP{} on {}", config_.tls_http ? "S (TLS)" : "",
                  Endpoint{config_.http_listen.host, http_port_, true}.to_string());
   if (rpc_acceptor_)
-    spdlog::info("listening for RPC on {}",
+    spdlog::info("listening for RPC{} on {}", config_.tls_rpc ? " over TLS" : "",
                  Endpoint{config_.rpc_listen.host, rpc_port_, true}.to_string());
   if (resp_acceptor_)
-    spdlog::info("listening for RESP (Redis protocol) on {}",
+    spdlog::info("listening for RESP (Redis protocol){} on {}", config_.tls_resp ? " over TLS" : "",
                  Endpoint{config_.resp_listen.host, resp_port_, true}.to_string());
   write_port_file();
 }
@@ -138,8 +135,48 @@ void Server::write_port_file() {
   std::filesystem::rename(tmp, config_.port_file);  // readers never see half a file
 }
 
-void Server::accept_loop(tcp::acceptor& acceptor, SessionStarter start_session) {
-  auto loop = [this, &acceptor, start_session]() -> asio::awaitable<void> {
+// SIGINT and SIGTERM start the graceful shutdown; SIGHUP loads the TLS certificate and key again
+// (a failure is logged and the old ones stay).
+void Server::wait_for_signals() {
+  signals_->async_wait([this](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    if (signo == SIGHUP) {
+      if (!tls_) {
+        spdlog::info("SIGHUP: no TLS listener, nothing to reload");
+      } else {
+        try {
+          tls_->reload();
+          spdlog::info("SIGHUP: TLS certificate and key reloaded from {}", tls_->cert_file());
+        } catch (const std::runtime_error& e) {
+          spdlog::error("SIGHUP: TLS reload failed, the previous certificate stays: {}", e.what());
+        }
+      }
+      wait_for_signals();
+      return;
+    }
+    spdlog::info("signal {}: shutting down (in-flight requests have {})", signo,
+                 format_duration(config_.shutdown_timeout));
+    begin_shutdown();
+  });
+}
+
+// A TLS listener's connection: the handshake (within header_timeout), then its session.
+asio::awaitable<void> Server::tls_session(tcp::socket socket, SessionStarter start_session) {
+  std::string what;
+  auto layer =
+      co_await tls_accept(std::move(socket), tls_->current(), config_.header_timeout, what);
+  if (!layer) {
+    counters_.add(counters_.tls_handshake_failures);
+    spdlog::debug("TLS handshake failed: {}", what);
+    co_return;
+  }
+  counters_.add(counters_.tls_handshakes);
+  if (draining()) co_return;
+  start_session(*this, Transport(std::move(layer)));
+}
+
+void Server::accept_loop(tcp::acceptor& acceptor, SessionStarter start_session, bool tls) {
+  auto loop = [this, &acceptor, start_session, tls]() -> asio::awaitable<void> {
     for (;;) {
       asio::io_context& target =
           *contexts_[next_context_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()];
@@ -157,7 +194,16 @@ void Server::accept_loop(tcp::acceptor& acceptor, SessionStarter start_session) 
       // is always in the table before close_all() walks it: no late session escapes the drain.
       if (draining()) continue;  // the socket closes as it goes out of scope
       counters_.add(counters_.connections_accepted);
-      start_session(*this, Transport(tcp::socket(std::move(socket))));
+      if (tls) {
+        tcp::socket plain(std::move(socket));
+        auto executor = plain.get_executor();
+        asio::co_spawn(executor, tls_session(std::move(plain), start_session),
+                       [](std::exception_ptr e) {
+                         if (e) spdlog::error("TLS handshake: {}", exception_text(e));
+                       });
+      } else {
+        start_session(*this, Transport(tcp::socket(std::move(socket))));
+      }
     }
   };
   asio::co_spawn(acceptor.get_executor(), loop, [](std::exception_ptr e) {

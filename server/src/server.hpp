@@ -25,6 +25,7 @@
 #include "config.hpp"
 #include "connection_table.hpp"
 #include "store.hpp"
+#include "tls.hpp"
 
 namespace bufpool::server {
 
@@ -41,6 +42,8 @@ struct ServerCounters {
   std::atomic<std::uint64_t> header_timeouts{0};                  // 408, or a close (RPC, RESP)
   std::atomic<std::uint64_t> slow_bodies{0};                      // below min_body_rate
   std::atomic<std::uint64_t> unreceived_waits{0};  // a body waited for its address's quota
+  std::atomic<std::uint64_t> tls_handshakes{0};
+  std::atomic<std::uint64_t> tls_handshake_failures{0};
   std::atomic<std::uint64_t> http_requests{0};
   std::atomic<std::uint64_t> rpc_requests{0};
   std::atomic<std::uint64_t> resp_commands{0};
@@ -107,7 +110,9 @@ class Server {
 
  private:
   using SessionStarter = void (*)(Server&, Transport);
-  void accept_loop(tcp::acceptor& acceptor, SessionStarter start_session);
+  void accept_loop(tcp::acceptor& acceptor, SessionStarter start_session, bool tls);
+  asio::awaitable<void> tls_session(tcp::socket socket, SessionStarter start_session);
+  void wait_for_signals();
   void begin_shutdown();
   void session_finished_check();
   void write_port_file();
@@ -125,6 +130,7 @@ class Server {
   std::vector<std::thread> threads_;
   std::unique_ptr<tcp::acceptor> http_acceptor_, rpc_acceptor_, resp_acceptor_;
   std::unique_ptr<asio::signal_set> signals_;
+  std::unique_ptr<TlsContext> tls_;  // when a listener speaks TLS
   std::unique_ptr<asio::steady_timer> shutdown_timer_;
   std::unique_ptr<asio::steady_timer> trim_timer_;
   std::array<std::size_t, 4> trim_samples_{};  // the pool's in-use bytes, the last four times

@@ -102,13 +102,13 @@ class Transport {
           ahead_begin_ = ahead_end_ = 0;
           // The completion keeps the waiter's executor (the connection's).
           auto ex = boost::asio::get_associated_executor(handler, get_executor());
-          tls_->async_read_some(boost::asio::buffer(ahead_.data(), ahead_.size()),
-                                boost::asio::bind_executor(
-                                    ex, [this, h = std::move(handler)](error_code ec,
-                                                                       std::size_t n) mutable {
-                                      ahead_end_ = n;
-                                      h(n > 0 ? error_code{} : ec);
-                                    }));
+          tls_->async_read_some(
+              boost::asio::buffer(ahead_.data(), ahead_.size()),
+              boost::asio::bind_executor(
+                  ex, [this, h = std::move(handler)](error_code ec, std::size_t n) mutable {
+                    ahead_end_ = n;
+                    h(n > 0 ? error_code{} : ec);
+                  }));
         },
         token, w);
   }
@@ -122,8 +122,8 @@ class Transport {
           if (ahead_begin_ < ahead_end_ || first.size() == 0) {  // what was read ahead first
             const std::size_t n = take_ahead(first);
             auto ex = boost::asio::get_associated_executor(handler, get_executor());
-            return boost::asio::post(
-                ex, [h = std::move(handler), n]() mutable { h(error_code{}, n); });
+            return boost::asio::post(ex,
+                                     [h = std::move(handler), n]() mutable { h(error_code{}, n); });
           }
           tls_->async_read_some(first, std::move(handler));
         },
