@@ -222,6 +222,13 @@ std::optional<Options> parse_options(int argc, const char* const* argv) {
                  "(default 0: any error fails the run)");
   app.add_option("--timeout", timeout, "per request (default 5s)");
   app.add_option("--connect-timeout", connect_timeout, "per connection attempt (default 3s)");
+  app.add_flag("--tls", o.tls,
+               "speak TLS to an rpc:// target (a server with tls.rpc); for HTTPS and RESP over "
+               "TLS use wrk https:// or redis-benchmark --tls");
+  app.add_option("--cacert", o.ca_file,
+                 "with --tls: PEM file of the CA (or the self-signed certificate) to trust; "
+                 "default: the system's")
+      ->type_name("FILE");
   app.add_option("--seed", o.seed, "seed of the operation, key and size choices (default 1)");
   app.add_flag("-q,--quiet", o.quiet, "no progress line each second");
   app.set_version_flag("--version", std::string("bufpool-bench ") + version,
@@ -263,6 +270,10 @@ std::optional<Options> parse_options(int argc, const char* const* argv) {
   if (!timeout.empty()) o.timeout = duration_of("--timeout", timeout, false);
   if (!connect_timeout.empty())
     o.connect_timeout = duration_of("--connect-timeout", connect_timeout, false);
+  if (o.tls && o.target.kind != Target::Kind::rpc)
+    throw UsageError(
+        "--tls: only for rpc:// targets (for HTTPS use wrk, for RESP redis-benchmark --tls)");
+  if (!o.ca_file.empty() && !o.tls) throw UsageError("--cacert: only with --tls");
   if (!mix.empty()) o.mix = parse_mix(mix);
   if (!max_error_rate.empty()) o.max_error_rate = parse_rate(max_error_rate);
   if (!size.empty()) o.sizes = parse_sizes(size);

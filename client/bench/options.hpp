@@ -75,6 +75,8 @@ struct Options {
 
   std::chrono::milliseconds timeout{5000};  // per request
   std::chrono::milliseconds connect_timeout{3000};
+  bool tls = false;     // --tls: RPC over TLS
+  std::string ca_file;  // --cacert: the CA that signed the server's certificate
   std::uint64_t seed = 1;
   bool quiet = false;  // no progress lines
 

@@ -149,6 +149,11 @@ class RpcConnection final : public Connection {
     co.pool = o_.pool;
     co.alloc_timeout = o_.timeout;
     co.read_buffer = stream_read_buffer;  // as the HTTP and RESP connections read
+    if (o_.tls) {
+      co.tls = [context = o_.tls, host = o_.target.host](tcp::socket s) {
+        return tls_connect(std::move(s), context, host);
+      };
+    }
     client_ = co_await Client::connect(ex_, o_.target.host, o_.target.port, co);
   }
   bool is_open() const noexcept override { return client_ && client_->is_open(); }

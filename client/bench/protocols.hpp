@@ -4,6 +4,7 @@
 // in order, so a timeout there closes the connection (the replies behind it are out of step).
 #pragma once
 
+#include <bufpool/app/tls.hpp>
 #include "options.hpp"
 
 #include <bufpool/buddy_pool.hpp>
@@ -56,7 +57,8 @@ struct ConnectionOptions {
   Target target;
   std::chrono::milliseconds timeout{5000};
   std::chrono::milliseconds connect_timeout{3000};
-  BuddyPool* pool = nullptr;  // RPC replies are read into it
+  BuddyPool* pool = nullptr;                 // RPC replies are read into it
+  std::shared_ptr<TlsContext::Context> tls;  // RPC over TLS with this client context
 };
 
 std::shared_ptr<Connection> make_connection(boost::asio::any_io_executor executor,

@@ -97,9 +97,10 @@ class Engine {
 
  private:
   ConnectionOptions connection_options(BuddyPool* pool) const {
-    return {o_.target, o_.timeout, o_.connect_timeout, pool};
+    return {o_.target, o_.timeout, o_.connect_timeout, pool, tls_};
   }
-  void probe() const;
+  std::shared_ptr<TlsContext::Context> tls_;  // --tls: one client context for every connection
+  void probe();
   asio::awaitable<bool> ensure_open(Slot& s);
   struct Worker;
   asio::awaitable<void> worker(std::shared_ptr<Slot> s, unsigned index);
@@ -135,7 +136,8 @@ class Engine {
 };
 
 // Connects once before anything starts, so that a wrong address is one clear message.
-void Engine::probe() const {
+void Engine::probe() {
+  if (o_.tls) tls_ = tls_client_context(o_.ca_file);  // a bad --cacert is one clear message too
   asio::io_context ctx{1};
   std::exception_ptr error;
   auto conn = make_connection(ctx.get_executor(), connection_options(nullptr));

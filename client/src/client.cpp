@@ -51,7 +51,7 @@ std::array<asio::const_buffer, 3> Client::FrameBuffers::operator()(Frame* const&
 
 // Requests have no write deadline (each call has its own timeout); a frame the queue is done
 // with is marked so that its call may return.
-struct Client::WriterHooks : detail::PlainWriterHooks<tcp::socket> {
+struct Client::WriterHooks : detail::PlainWriterHooks<detail::Transport> {
   static void done(Frame*&& f) noexcept { f->released = true; }
 };
 
@@ -84,7 +84,7 @@ void Client::remove_call(std::uint64_t id) noexcept {
 // Frames go in batches of at most 64 (a call's timeout looks for its frame among them).
 constexpr std::size_t max_batch = 64;
 
-Client::Client(tcp::socket socket, ClientOptions options)
+Client::Client(detail::Transport socket, ClientOptions options)
     : socket_(std::move(socket)),
       options_(options),
       writes_(socket_.get_executor(), max_batch),
@@ -125,7 +125,12 @@ asio::awaitable<std::shared_ptr<Client>> Client::connect(asio::any_io_executor e
                                                          std::string host, std::uint16_t port,
                                                          ClientOptions options) {
   auto socket = co_await connect_socket(executor, std::move(host), port, options.connect_timeout);
-  std::shared_ptr<Client> client(new Client(std::move(socket), options));
+  // (Not a conditional expression around the co_await: GCC 12 miscompiles those.)
+  std::unique_ptr<detail::TlsLayer> tls;
+  if (options.tls) tls = co_await options.tls(std::move(socket));
+  detail::Transport transport =
+      tls ? detail::Transport(std::move(tls)) : detail::Transport(std::move(socket));
+  std::shared_ptr<Client> client(new Client(std::move(transport), options));
   auto reader = [client] { return client->read_loop(); };
   asio::co_spawn(executor, reader, asio::detached);
   auto writer = [client] { return client->write_loop(); };

@@ -10,9 +10,9 @@
 #include <cstdio>
 #include <exception>
 
+#include <bufpool/app/tls.hpp>
 #include "config.hpp"
 #include "server.hpp"
-#include "tls.hpp"
 
 namespace {
 
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
   if (inv.check_config) {
     if (inv.config.tls_any()) {  // the files must load, as at start
       try {
-        TlsContext::load(inv.config.cert_file, inv.config.key_file);
+        bufpool::TlsContext::load(inv.config.cert_file, inv.config.key_file);
       } catch (const std::runtime_error& e) {
         std::fprintf(stderr, "bufpool-server: config error: %s\n", e.what());
         return 2;

@@ -2,6 +2,7 @@
 // listeners and the connection table, and runs the graceful shutdown.
 #pragma once
 
+#include <bufpool/app/tls.hpp>
 #include <bufpool/buddy_pool.hpp>
 #include <bufpool/detail/transport.hpp>
 #include <bufpool/node_pool.hpp>
@@ -25,7 +26,6 @@
 #include "config.hpp"
 #include "connection_table.hpp"
 #include "store.hpp"
-#include "tls.hpp"
 
 namespace bufpool::server {
 

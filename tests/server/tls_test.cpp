@@ -17,22 +17,24 @@ using test::ServerProcess;
 
 // A self-signed certificate for 127.0.0.1, as `name`.pem and `name`.key in `dir`.
 void make_certificate(const test::TempDir& dir, const std::string& name) {
-  auto [rc, out] = run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
-                       "-addext subjectAltName=IP:127.0.0.1 -keyout " +
-                       dir.file(name + ".key") + " -out " + dir.file(name + ".pem") + " 2>&1");
+  auto [rc, out] =
+      run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+          "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+          dir.file(name + ".key") + " -out " + dir.file(name + ".pem") + " 2>&1");
   ASSERT_EQ(rc, 0) << out;
 }
 
 std::vector<std::string> tls_flags(const test::TempDir& dir, const std::string& name) {
-  return {"--tls-cert-file", dir.file(name + ".pem"), "--tls-key-file", dir.file(name + ".key"),
+  return {"--tls-cert-file", dir.file(name + ".pem"),
+          "--tls-key-file",  dir.file(name + ".key"),
           "--tls-http",      "true",
           "--tls-rpc",       "true",
           "--tls-resp",      "true"};
 }
 
 std::string https(const ServerProcess& s, const std::string& ca, const std::string& args) {
-  return run("curl -sS --cacert " + ca + " " + args + " https://127.0.0.1:" +
-             std::to_string(s.http_port) + "/healthz 2>&1")
+  return run("curl -sS --cacert " + ca + " " + args +
+             " https://127.0.0.1:" + std::to_string(s.http_port) + "/healthz 2>&1")
       .second;
 }
 
@@ -49,8 +51,8 @@ TEST(Tls, RoundTripsOverEveryProtocol) {
   EXPECT_EQ(code, "201");
   EXPECT_EQ(run("curl -sS --cacert " + ca + " " + base + "/v1/buffers/b | cmp - " + blob).first, 0)
       << "the 3 MB value came back whole over HTTPS";
-  const std::string cli = "redis-cli --tls --cacert " + ca + " -p " +
-                          std::to_string(server.resp_port) + " ";
+  const std::string cli =
+      "redis-cli --tls --cacert " + ca + " -p " + std::to_string(server.resp_port) + " ";
   EXPECT_EQ(run(cli + "SET k hello").second, "OK\n");
   EXPECT_EQ(run(cli + "GET k").second, "hello\n");
   EXPECT_EQ(run(cli + "-x SET big < " + blob).second, "OK\n");
@@ -59,12 +61,24 @@ TEST(Tls, RoundTripsOverEveryProtocol) {
                          std::to_string(server.rpc_port) + " " + ca + " 7 2>&1");
   EXPECT_EQ(prc, 0) << pout;
   EXPECT_EQ(pout, "ok\n");
+  // bufpool-bench over TLS (bufpool::Client with OpenSSL's layer): every GET checked.
+  auto [brc, bout] = run(std::string(BUFPOOL_BENCH_BIN) + " --target rpc://127.0.0.1:" +
+                         std::to_string(server.rpc_port) + " --tls --cacert " + ca +
+                         " --requests 3000 -c 4 --size 1KiB..64KiB --mix get=3,put=1 --verify"
+                         " --quiet 2>&1");
+  EXPECT_EQ(brc, 0) << bout;
+  EXPECT_NE(bout.find(" 0 corrupt"), std::string::npos) << bout;
+  // Without the CA the server's certificate is refused, in words.
+  auto [vrc, vout] = run(std::string(BUFPOOL_BENCH_BIN) + " --target rpc://127.0.0.1:" +
+                         std::to_string(server.rpc_port) + " --tls --requests 1 2>&1");
+  EXPECT_NE(vrc, 0);
+  EXPECT_NE(vout.find("certificate verify failed"), std::string::npos) << vout;
   // Plain HTTP to the TLS port is no request: the handshake fails, and is counted.
-  EXPECT_NE(run("curl -sS http://127.0.0.1:" + std::to_string(server.http_port) + "/healthz 2>&1")
-                .first,
-            0);
+  EXPECT_NE(
+      run("curl -sS http://127.0.0.1:" + std::to_string(server.http_port) + "/healthz 2>&1").first,
+      0);
   const std::string stats = run("curl -sS --cacert " + ca + " " + base + "/v1/stats").second;
-  EXPECT_NE(stats.find("\"tls_handshake_failures\": 1"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("\"tls_handshake_failures\": 2"), std::string::npos) << stats;
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
 
@@ -80,9 +94,9 @@ TEST(Tls, ABadCertificateIsRefusedWithAClearError) {
   auto [rc, out] = run(bin + listen + "--tls-http true --tls-cert-file " + dir.file("junk.pem") +
                        " --tls-key-file " + dir.file("a.key") + " 2>&1");
   EXPECT_EQ(rc, 1);
-  EXPECT_NE(out.find("tls.cert_file '" + dir.file("junk.pem") +
-                     "': cannot load a certificate chain"),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("tls.cert_file '" + dir.file("junk.pem") + "': cannot load a certificate chain"),
+      std::string::npos)
       << out;
   auto [rc2, out2] = run(bin + listen + "--check-config --tls-http true --tls-cert-file " +
                          dir.file("a.pem") + " --tls-key-file " + dir.file("b.key") + " 2>&1");
@@ -92,9 +106,9 @@ TEST(Tls, ABadCertificateIsRefusedWithAClearError) {
   auto [rc3, out3] = run(bin + listen + "--check-config --tls-http true 2>&1");
   EXPECT_EQ(rc3, 2);
   EXPECT_NE(out3.find("needs tls.cert_file and tls.key_file"), std::string::npos) << out3;
-  auto [rc4, out4] = run(bin + listen + "--check-config --tls-http true --tls-cert-file " +
-                         dir.file("missing.pem") + " --tls-key-file " + dir.file("a.key") +
-                         " 2>&1");
+  auto [rc4, out4] =
+      run(bin + listen + "--check-config --tls-http true --tls-cert-file " +
+          dir.file("missing.pem") + " --tls-key-file " + dir.file("a.key") + " 2>&1");
   EXPECT_EQ(rc4, 2);
   EXPECT_NE(out4.find("missing.pem"), std::string::npos) << out4;
 }

@@ -4,6 +4,7 @@
 #include <bufpool/buddy_pool.hpp>
 #include <bufpool/buffer.hpp>
 #include <bufpool/detail/direct_reader.hpp>
+#include <bufpool/detail/transport.hpp>
 #include <bufpool/detail/write_queue.hpp>
 #include <bufpool/rpc/frame.hpp>
 
@@ -19,6 +20,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +50,13 @@ struct ClientOptions {
   /// Reply bytes read per system call at most (headers, and payloads that fit): a pipelined
   /// batch whose replies fit is one read.
   std::size_t read_buffer = 128 * 1024;
+  /// TLS: when set, the connected socket is handed to it for the handshake, and the connection
+  /// then speaks through the layer it returns (the library has no TLS of its own: bufpool-bench
+  /// passes OpenSSL's, bufpool/app/tls.hpp's tls_connect). Replies are then read through a TLS
+  /// record's worth at a time, and payloads still go straight into pool buffers.
+  std::function<boost::asio::awaitable<std::unique_ptr<detail::TlsLayer>>(
+      boost::asio::ip::tcp::socket)>
+      tls;
 };
 
 /// One connection to a bufpool server. Calls may be pipelined: start many (from coroutines on
@@ -140,13 +149,13 @@ class Client : public std::enable_shared_from_this<Client> {
   void add_call(Pending* p);
   Pending* find_call(std::uint64_t id) const noexcept;
   void remove_call(std::uint64_t id) noexcept;
-  Client(boost::asio::ip::tcp::socket socket, ClientOptions options);
+  Client(detail::Transport socket, ClientOptions options);
   boost::asio::awaitable<void> read_loop();
   boost::asio::awaitable<bool> read_reply(const rpc::FrameHeader& h);
   boost::asio::awaitable<void> write_loop();
   void fail_all(std::error_code ec);
 
-  boost::asio::ip::tcp::socket socket_;
+  detail::Transport socket_;  // TCP, or TLS over it
   ClientOptions options_;
   std::unique_ptr<BuddyPool> own_pool_;
   BuddyPool* pool_;

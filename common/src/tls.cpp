@@ -1,16 +1,17 @@
-#include "tls.hpp"
+#include "bufpool/app/tls.hpp"
 
 #include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <stdexcept>
 
-namespace bufpool::server {
+namespace bufpool {
 
 namespace asio = boost::asio;
 namespace ssl = asio::ssl;
@@ -55,9 +56,8 @@ std::shared_ptr<TlsContext::Context> TlsContext::load(const std::string& cert_fi
   try {
     c->use_certificate_chain_file(cert_file);
   } catch (const boost::system::system_error& e) {
-    throw std::runtime_error(
-        fmt::format("tls.cert_file '{}': cannot load a certificate chain: {}", cert_file,
-                    reason(e)));
+    throw std::runtime_error(fmt::format("tls.cert_file '{}': cannot load a certificate chain: {}",
+                                         cert_file, reason(e)));
   }
   try {
     c->use_private_key_file(key_file, Context::pem);
@@ -86,9 +86,9 @@ std::shared_ptr<TlsContext::Context> TlsContext::current() const {
 }
 
 asio::awaitable<std::unique_ptr<detail::TlsLayer>> tls_accept(tcp::socket socket,
-                                                               std::shared_ptr<ssl::context> context,
-                                                               std::chrono::milliseconds timeout,
-                                                               std::string& what) {
+                                                              std::shared_ptr<ssl::context> context,
+                                                              std::chrono::milliseconds timeout,
+                                                              std::string& what) {
   auto layer = std::make_unique<OpenSslLayer>(std::move(socket), std::move(context));
   // A client that never finishes its handshake is cut off like a late header. The timer and
   // this coroutine run on the same executor: once `done` is set the timer touches nothing.
@@ -113,4 +113,33 @@ asio::awaitable<std::unique_ptr<detail::TlsLayer>> tls_accept(tcp::socket socket
   co_return std::move(layer);
 }
 
-}  // namespace bufpool::server
+std::shared_ptr<TlsContext::Context> tls_client_context(const std::string& ca_file) {
+  auto c = std::make_shared<ssl::context>(ssl::context::tls_client);
+  c->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                 ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  c->set_verify_mode(ssl::verify_peer);
+  try {
+    if (ca_file.empty()) {
+      c->set_default_verify_paths();
+    } else {
+      c->load_verify_file(ca_file);
+    }
+  } catch (const boost::system::system_error& e) {
+    throw std::runtime_error(
+        fmt::format("CA file '{}': cannot load certificates: {}", ca_file, reason(e)));
+  }
+  return c;
+}
+
+asio::awaitable<std::unique_ptr<detail::TlsLayer>> tls_connect(
+    tcp::socket socket, std::shared_ptr<ssl::context> context, std::string host) {
+  auto layer = std::make_unique<OpenSslLayer>(std::move(socket), std::move(context));
+  SSL* native = layer->stream().native_handle();
+  // SNI, and the name (or address) that the certificate must carry.
+  SSL_set_tlsext_host_name(native, host.c_str());
+  layer->stream().set_verify_callback(ssl::host_name_verification(host));
+  co_await layer->stream().async_handshake(ssl::stream_base::client, asio::use_awaitable);
+  co_return std::move(layer);
+}
+
+}  // namespace bufpool

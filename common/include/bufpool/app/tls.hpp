@@ -1,6 +1,6 @@
-// TLS for the listeners that the configuration names (tls.http, tls.rpc, tls.resp): Asio's ssl
-// over Debian's OpenSSL. The certificate chain and key come from files and are loaded again on
-// SIGHUP; connections keep the context they shook hands with.
+// TLS over Debian's OpenSSL with Asio's ssl, for bufpool-server's listeners (tls.http, tls.rpc,
+// tls.resp: the certificate chain and key come from files and are loaded again on SIGHUP;
+// connections keep the context they shook hands with) and bufpool-bench's connections.
 #pragma once
 
 #include <bufpool/detail/transport.hpp>
@@ -13,7 +13,7 @@
 #include <mutex>
 #include <string>
 
-namespace bufpool::server {
+namespace bufpool {
 
 class TlsContext {
  public:
@@ -41,4 +41,14 @@ boost::asio::awaitable<std::unique_ptr<detail::TlsLayer>> tls_accept(
     boost::asio::ip::tcp::socket socket, std::shared_ptr<TlsContext::Context> context,
     std::chrono::milliseconds timeout, std::string& what);
 
-}  // namespace bufpool::server
+/// A client context that trusts the certificates in `ca_file` (PEM), or, with an empty name, the
+/// system's. Throws std::runtime_error naming the file.
+std::shared_ptr<TlsContext::Context> tls_client_context(const std::string& ca_file);
+
+/// The client side of a TLS handshake on a connected `socket`, checking that the server's
+/// certificate is for `host`. Throws std::system_error.
+boost::asio::awaitable<std::unique_ptr<detail::TlsLayer>> tls_connect(
+    boost::asio::ip::tcp::socket socket, std::shared_ptr<TlsContext::Context> context,
+    std::string host);
+
+}  // namespace bufpool
