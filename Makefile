@@ -15,7 +15,7 @@ DEPS := cmake ninja-build g++ make ccache pkg-config clang-format \
         libtomlplusplus-dev libcli11-dev libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev \
         curl prometheus redis-server clang-16 redis-tools python3-redis nutcracker libssl-dev openssl
 
-.PHONY: all deps bench-deps clang-deps clang fuzz-deps fuzz configure build test bench bench-server compare asan tsan ci format clean help \
+.PHONY: all deps bench-deps clang-deps clang fuzz-deps fuzz bench-tls configure build test bench bench-server compare asan tsan ci format clean help \
         run dist dist-check
 all: build
 
@@ -28,6 +28,7 @@ help:
 	@echo "make asan   build and test with AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make tsan   build and run the concurrency tests with ThreadSanitizer"
 	@echo "make clang  build the library, client, unit tests and examples with clang++ 16, and test them"
+	@echo "make bench-tls  HTTP and RPC throughput with TLS against without, in one run"
 	@echo "make fuzz   build the libFuzzer harnesses (clang-16) and run each FUZZ_TIME seconds (60)"
 	@echo "make ci     what CI runs: test, asan, tsan, clang, fuzz, dist-check"
 	@echo "make dist   stage the server for a container in build/dist (what the Dockerfile copies)"
@@ -48,7 +49,7 @@ deps:
 	@$(call install_missing,$(DEPS))
 
 # For perf/server_bench.py and perf/compare.py: load generator, the peers, and the chart.
-BENCH_DEPS := wrk nginx-light redis-server gnuplot-nox python3
+BENCH_DEPS := wrk nginx-light redis-server gnuplot-nox python3 openssl
 bench-deps:
 	@$(call install_missing,$(BENCH_DEPS))
 
@@ -96,6 +97,11 @@ bench:
 bench-server: bench-deps
 	$(MAKE) build PRESET=release
 	perf/server_bench.py
+
+# What TLS costs: the same requests with and without it, in one run (perf/tls_bench.py).
+bench-tls: bench-deps
+	$(MAKE) build PRESET=release
+	perf/tls_bench.py
 
 # Issue 5's comparison: bufpool-server vs nginx and Redis; writes perf/RESULTS.md and compare.svg.
 compare: bench-deps
