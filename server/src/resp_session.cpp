@@ -161,7 +161,9 @@ using Shell = detail::ServedConnection<std::unique_ptr<Reply>, ReplyBuffers>;
 class RespConnection : public std::enable_shared_from_this<RespConnection>, private Shell {
  public:
   RespConnection(Server& server, Transport socket, ConnectionInfo* info)
-      : Shell(std::move(socket), read_buffer_size),
+      : Shell(std::move(socket), read_buffer_size,
+              detail::PaceLimits{server.config().read_timeout, server.config().header_timeout,
+                                 server.config().min_body_rate, server.config().body_grace}),
         server_(server),
         config_(server.config()),
         info_(info),
@@ -261,24 +263,15 @@ class RespConnection : public std::enable_shared_from_this<RespConnection>, priv
   bool too_long_ = false;         // fill_line() met a line above the limit
   bool quit_ = false;
   bool protocol_error_ = false;  // the connection ends with a protocol error: linger first
-  detail::ReceivePace pace_{detail::PaceLimits{config_.read_timeout, config_.header_timeout,
-                                               config_.min_body_rate, config_.body_grace}};
-  detail::ReceivePace::Limit limit_ = detail::ReceivePace::Limit::read;  // of the armed deadline
 };
 
 // ---- Reading ------------------------------------------------------------------------------
 
+// Inside a command the deadline is the read timeout, that of its non-value part, or a value's
+// rate (ServedConnection::arm_read).
 void RespConnection::before_read(bool idle) {
   flush_now();  // the replies owed go out before we wait for more commands
-  if (idle && reader_.size() == 0) {
-    limit_ = detail::ReceivePace::Limit::read;
-    watchdog_.arm(config_.idle_timeout);
-    return;
-  }
-  // Inside a command: the read timeout, the deadline of its non-value part, or a value's rate.
-  const auto now = Clock::now();
-  if (pace_.phase() != detail::ReceivePace::Phase::body) pace_.header(now);
-  watchdog_.arm_at(pace_.deadline(now, limit_));
+  arm_read(idle, config_.idle_timeout);
 }
 
 void RespConnection::on_read(std::size_t bytes) {

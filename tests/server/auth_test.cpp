@@ -11,6 +11,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "async_support.hpp"
 #include "server_process.hpp"
 
 namespace bufpool {
@@ -97,13 +98,7 @@ TEST(Auth, OpenMetrics) {
   EXPECT_EQ(status(server, "GET", "/v1/buffers/k", ""), 401);
 }
 
-template <typename F>
-void run_async(F f) {
-  asio::io_context io;
-  auto fut = asio::co_spawn(io, std::move(f), asio::use_future);
-  io.run();
-  fut.get();
-}
+using test::run_async;
 
 // The rpc::Status of a call that throws, or OK.
 template <typename Awaitable>
@@ -174,6 +169,45 @@ TEST(Auth, RespAuthWithRedisCliAndPython) {
   EXPECT_NE(cli(server, "-a " + admin_token + " INFO").find("redis_version:"), std::string::npos);
   EXPECT_EQ(cli(server, "HELLO 2 AUTH default " + wrong_token).find("WRONGPASS"), 0u);
   EXPECT_NE(cli(server, "HELLO 2 AUTH default " + read_token).find("proto"), std::string::npos);
+  // Every command of the table, without a token and with a read, a write and an admin token.
+  struct Cmd {
+    const char* line;
+    char none, read, write, admin;  // 'N' NOAUTH, 'P' NOPERM, 'y' runs
+  };
+  const std::vector<Cmd> all = {
+      {"GET k", 'N', 'y', 'y', 'y'},
+      {"SET k v", 'N', 'P', 'y', 'y'},
+      {"MGET k", 'N', 'y', 'y', 'y'},
+      {"MSET k v", 'N', 'P', 'y', 'y'},
+      {"DEL nothing", 'N', 'P', 'y', 'y'},
+      {"EXISTS k", 'N', 'y', 'y', 'y'},
+      {"STRLEN k", 'N', 'y', 'y', 'y'},
+      {"GETRANGE k 0 0", 'N', 'y', 'y', 'y'},
+      {"PING", 'N', 'y', 'y', 'y'},
+      {"ECHO x", 'N', 'y', 'y', 'y'},
+      {"DBSIZE", 'N', 'y', 'y', 'y'},
+      {"INFO", 'N', 'P', 'P', 'y'},
+      {"COMMAND COUNT", 'N', 'y', 'y', 'y'},
+      {"CLIENT GETNAME", 'N', 'y', 'y', 'y'},
+      {"CONFIG GET maxmemory", 'N', 'P', 'P', 'y'},
+      {"SELECT 0", 'N', 'y', 'y', 'y'},
+      {"QUIT", 'y', 'y', 'y', 'y'},
+  };
+  for (const Cmd& c : all) {
+    for (const auto& [token, want] :
+         {std::pair{std::string(), c.none}, std::pair{read_token, c.read},
+          std::pair{write_token, c.write}, std::pair{admin_token, c.admin}}) {
+      const std::string got = cli(server, (token.empty() ? "" : "-a " + token + " ") + c.line);
+      SCOPED_TRACE(std::string(c.line) + " with " + (token.empty() ? "no token" : token));
+      if (want == 'N') {
+        EXPECT_EQ(got.rfind("NOAUTH", 0), 0u) << got;
+      } else if (want == 'P') {
+        EXPECT_EQ(got.rfind("NOPERM", 0), 0u) << got;
+      } else {
+        EXPECT_TRUE(got.rfind("NOAUTH", 0) != 0 && got.rfind("NOPERM", 0) != 0) << got;
+      }
+    }
+  }
   // An unauthenticated client's value is not put in pool memory: above 1 MiB of arguments the
   // command is a protocol error and the connection closes.
   const std::string big = server.dir().file("big");

@@ -12,6 +12,7 @@
 #include <new>
 #include <vector>
 
+#include "async_support.hpp"
 #include "server_process.hpp"
 
 // Sanitizers bring their own allocator: the count is taken in the plain builds only.
@@ -58,13 +59,7 @@ namespace {
 
 namespace asio = boost::asio;
 
-template <typename F>
-void run_async(F f) {
-  asio::io_context io;
-  auto fut = asio::co_spawn(io, std::move(f), asio::use_future);
-  io.run();
-  fut.get();
-}
+using test::run_async;
 
 TEST(ClientAllocations, NoHeapCallPerCall) {
   if (!BUFPOOL_COUNT_NEWS) GTEST_SKIP() << "a sanitizer's allocator is in use";

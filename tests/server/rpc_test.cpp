@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 
+#include "async_support.hpp"
 #include "server_process.hpp"
 
 namespace bufpool {
@@ -31,14 +32,7 @@ bool same(const Buffer& b, const std::vector<std::byte>& v) {
   return b.size() == v.size() && (v.empty() || std::memcmp(b.data(), v.data(), v.size()) == 0);
 }
 
-// Runs a coroutine to completion on a fresh io_context (bounded by a watchdog in ctest).
-template <typename F>
-void run_async(F f) {
-  asio::io_context io;
-  auto fut = asio::co_spawn(io, std::move(f), asio::use_future);
-  io.run();
-  fut.get();  // rethrows a failure
-}
+using test::run_async;
 
 TEST(RpcServer, RoundTripsOfEveryOperation) {
   ServerProcess server;

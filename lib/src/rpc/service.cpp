@@ -65,13 +65,13 @@ struct Connection::Worker {
 
 Connection::Connection(detail::Transport socket, const Service& service, BuddyPool& pool,
                        ConnectionOptions options, std::shared_ptr<ConnectionObserver> observer)
-    : connection_detail::Shell(std::move(socket), read_buffer_size),
+    : connection_detail::Shell(std::move(socket), read_buffer_size,
+                               detail::PaceLimits{options.read_timeout, options.header_timeout,
+                                                  options.min_body_rate, options.body_grace}),
       service_(service),
       pool_(pool),
       options_(std::move(options)),
-      observer_(observer ? std::move(observer) : std::make_shared<ConnectionObserver>()),
-      pace_(detail::PaceLimits{options_.read_timeout, options_.header_timeout,
-                               options_.min_body_rate, options_.body_grace}) {}
+      observer_(observer ? std::move(observer) : std::make_shared<ConnectionObserver>()) {}
 
 Connection::~Connection() = default;
 
@@ -151,14 +151,7 @@ asio::awaitable<void> Connection::work(Worker* w) {
 // header's deadline or the payload's rate).
 void Connection::before_read(bool idle) {
   flush_now();
-  if (idle && reader_.size() == 0) {
-    limit_ = detail::ReceivePace::Limit::read;
-    watchdog_.arm(options_.idle_timeout);
-    return;
-  }
-  const auto now = Clock::now();
-  if (pace_.phase() != detail::ReceivePace::Phase::body) pace_.header(now);
-  watchdog_.arm_at(pace_.deadline(now, limit_));
+  arm_read(idle, options_.idle_timeout);
 }
 void Connection::on_read(std::size_t bytes) {
   watchdog_.disarm();

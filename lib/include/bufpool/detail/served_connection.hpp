@@ -19,6 +19,7 @@
 
 #include "bufpool/detail/close_socket.hpp"
 #include "bufpool/detail/direct_reader.hpp"
+#include "bufpool/detail/receive_pace.hpp"
 #include "bufpool/detail/transport.hpp"
 #include "bufpool/detail/watchdog.hpp"
 #include "bufpool/detail/write_queue.hpp"
@@ -33,8 +34,9 @@ class ServedConnection {
   using tcp = boost::asio::ip::tcp;
   using Clock = std::chrono::steady_clock;
 
-  ServedConnection(Transport socket, std::size_t read_buffer)
-      : socket_(std::move(socket)),
+  ServedConnection(Transport socket, std::size_t read_buffer, PaceLimits pace)
+      : pace_(pace),
+        socket_(std::move(socket)),
         watchdog_(socket_.get_executor()),
         reader_(read_buffer),
         writes_(socket_.get_executor()),
@@ -54,6 +56,20 @@ class ServedConnection {
     boost::asio::co_spawn(executor, watcher, boost::asio::detached);
     auto writer = [this, owner, hooks] { return write_loop(hooks); };
     boost::asio::co_spawn(executor, writer, boost::asio::detached);
+  }
+
+  /// Arms the deadline of the next read: `idle_timeout` when it waits for a new request with
+  /// nothing of it read (`idle`), else the pace's (the read timeout, the header's deadline or
+  /// the body's rate). `limit_` says which, for the watchdog's expiry.
+  void arm_read(bool idle, std::chrono::milliseconds idle_timeout) noexcept {
+    if (idle && reader_.size() == 0) {
+      limit_ = ReceivePace::Limit::read;
+      watchdog_.arm(idle_timeout);
+      return;
+    }
+    const auto now = Clock::now();
+    if (pace_.phase() != ReceivePace::Phase::body) pace_.header(now);
+    watchdog_.arm_at(pace_.deadline(now, limit_));
   }
 
   /// Closes at once: every pending operation fails, the writer and the watchdog end.
@@ -86,7 +102,9 @@ class ServedConnection {
     }
   }
 
-  Transport socket_;  // TCP, or TLS over it
+  ReceivePace pace_;  // where the request being read is: idle, header or body
+  ReceivePace::Limit limit_ = ReceivePace::Limit::read;  // of the armed deadline
+  Transport socket_;                                     // TCP, or TLS over it
   Watchdog watchdog_;
   DirectReader reader_;
   WriteQueue<Entry, BuffersOf> writes_;

@@ -192,9 +192,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   std::vector<Worker*> idle_;
   bool stop_workers_ = false;
   std::size_t in_flight_ = 0;  // requests read whose response is not yet queued
-  detail::ReceivePace pace_;
-  detail::ReceivePace::Limit limit_ = detail::ReceivePace::Limit::read;  // of the armed deadline
-  QuotaUnits unreceived_;  // the payload being read: its bytes still to come
+  QuotaUnits unreceived_;      // the payload being read: its bytes still to come
 };
 
 }  // namespace bufpool::rpc
