@@ -2,10 +2,15 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <cstdio>
 #include <exception>
@@ -16,10 +21,27 @@
 
 namespace {
 
+// One GET /healthz on a connected stream (TCP, or TLS after its handshake): the first bytes of
+// the reply.
+template <typename Stream>
+boost::asio::awaitable<std::string> ask_health(Stream& stream, std::string request) {
+  namespace asio = boost::asio;
+  co_await asio::async_write(stream, asio::buffer(request), asio::use_awaitable);
+  std::string reply(64, '\0');
+  // The server closes after its answer (Connection: close); over TLS without a close_notify,
+  // which is the stream's "truncated" error: what was read counts.
+  auto [ec, n] =
+      co_await asio::async_read(stream, asio::buffer(reply), asio::as_tuple(asio::use_awaitable));
+  reply.resize(n);
+  co_return reply;
+}
+
 // GET /healthz from the configured HTTP listener (a wildcard address is asked on loopback), with
-// a 2-second limit. 0 when it answers 200.
+// a 2-second limit, over TLS when tls.http is on (the certificate is not checked: this asks the
+// local server whether it is alive, whatever name its certificate carries). 0 when it answers 200.
 int health_check(const bufpool::server::Config& c) {
   namespace asio = boost::asio;
+  namespace ssl = asio::ssl;
   using tcp = asio::ip::tcp;
   if (!c.http_listen.enabled || c.http_listen.port == 0) {
     std::fprintf(stderr, "health check: no fixed HTTP port configured\n");
@@ -29,40 +51,37 @@ int health_check(const bufpool::server::Config& c) {
   if (host == "0.0.0.0") host = "127.0.0.1";
   if (host == "::") host = "::1";
   asio::io_context io;
-  tcp::socket socket(io);
-  std::string reply;
-  boost::system::error_code error = asio::error::timed_out;
-  auto request = std::make_shared<std::string>("GET /healthz HTTP/1.1\r\nHost: " + host +
-                                               "\r\nConnection: close\r\n\r\n");
-  tcp::resolver resolver(io);
-  auto endpoints = resolver.resolve(host, std::to_string(c.http_listen.port), error);
-  if (error) {
-    std::fprintf(stderr, "health check: %s\n", error.message().c_str());
-    return 1;
-  }
-  asio::async_connect(socket, endpoints, [&](boost::system::error_code ec, const tcp::endpoint&) {
-    if (ec) {
-      error = ec;
-      return;
+  std::string reply, error = "no answer within 2 s";
+  const std::string request =
+      "GET /healthz HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
+  auto check = [&]() -> asio::awaitable<void> {
+    tcp::resolver resolver(io);
+    auto endpoints = co_await resolver.async_resolve(host, std::to_string(c.http_listen.port),
+                                                     asio::use_awaitable);
+    tcp::socket socket(io);
+    co_await asio::async_connect(socket, endpoints, asio::use_awaitable);
+    if (!c.tls_http) {
+      reply = co_await ask_health(socket, request);
+      co_return;
     }
-    asio::async_write(
-        socket, asio::buffer(*request), [&](boost::system::error_code wec, std::size_t) {
-          if (wec) {
-            error = wec;
-            return;
-          }
-          reply.resize(64);
-          asio::async_read(socket, asio::buffer(reply),
-                           [&](boost::system::error_code rec, std::size_t n) {
-                             reply.resize(n);
-                             error = rec == asio::error::eof ? boost::system::error_code{} : rec;
-                           });
-        });
+    ssl::context context(ssl::context::tls_client);
+    context.set_verify_mode(ssl::verify_none);
+    ssl::stream<tcp::socket> stream(std::move(socket), context);
+    co_await stream.async_handshake(ssl::stream_base::client, asio::use_awaitable);
+    reply = co_await ask_health(stream, request);
+  };
+  asio::co_spawn(io, check, [&](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      error = x.what();
+    }
   });
   io.run_for(std::chrono::seconds(2));
   if (reply.starts_with("HTTP/1.1 200")) return 0;
   std::fprintf(stderr, "health check: %s\n",
-               reply.empty() ? error.message().c_str() : reply.substr(0, reply.find('\r')).c_str());
+               reply.empty() ? error.c_str() : reply.substr(0, reply.find('\r')).c_str());
   return 1;
 }
 

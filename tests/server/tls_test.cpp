@@ -146,6 +146,25 @@ TEST(Tls, SighupReloadsTheCertificate) {
       << server.log();
 }
 
+// --health-check (the container's HEALTHCHECK) asks over TLS when tls.http is on.
+TEST(Tls, HealthCheckSpeaksTlsToo) {
+  test::TempDir certs;
+  make_certificate(certs, "a");
+  ServerProcess server(tls_flags(certs, "a"));
+  const std::string check = std::string(BUFPOOL_SERVER_BIN) +
+                            " --health-check --rpc-listen '' --resp-listen '' --tls-http true "
+                            "--tls-cert-file " +
+                            certs.file("a.pem") + " --tls-key-file " + certs.file("a.key") +
+                            " --http-listen 127.0.0.1:" + std::to_string(server.http_port) +
+                            " 2>&1";
+  auto [rc, out] = run(check);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(server.stop(), 0);
+  auto [rc2, out2] = run(check);
+  EXPECT_EQ(rc2, 1) << "nothing listens any more";
+  EXPECT_NE(out2.find("health check:"), std::string::npos) << out2;
+}
+
 // A client that connects to a TLS port and never says hello is cut off after header_timeout.
 TEST(Tls, AHandshakeThatNeverComesIsCutOff) {
   test::TempDir certs;
