@@ -268,7 +268,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
         if (between_requests_) {
           arm(config_.idle_timeout);
         } else {
-          pace_.header(detail::ReceivePace::Clock::now());
+          pace_.header();
           arm_paced();
         }
         auto [rec, n] = co_await socket_.async_read_some(
@@ -539,7 +539,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (!continued) co_return Body{};
     // Bytes that came in with the header read are copied (the one copy); the rest is read from
     // the socket straight into the pool buffer, each read within the body's pace.
-    pace_.body(detail::ReceivePace::Clock::now());
+    pace_.body();
     auto before = [this] { arm_paced(); };
     auto after = [this, &unreceived](std::size_t n) {
       received(n);
@@ -600,7 +600,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     const bool continued = co_await send_continue(x);
     if (!continued) co_return Body{};
     std::size_t total = 0;
-    pace_.body(detail::ReceivePace::Clock::now());
+    pace_.body();
     while (!parser.is_done()) {
       arm_paced();
       auto [ec, n] =

@@ -391,7 +391,7 @@ asio::awaitable<RespConnection::Take> RespConnection::read_arg(std::size_t len, 
   };
   std::span<std::byte> dst;
   if (value) {
-    pace_.body(Clock::now());
+    pace_.body();
     Buffer b;
     const std::size_t missing = len - std::min(len, reader_.size());
     if (len > 0 && !co_await value_buffer(len, b, missing, &units)) {

@@ -96,3 +96,32 @@ TEST(Watchdog, ProgressArmsAtEveryStepAndBoundsIt) {
 }
 
 }  // namespace
+
+namespace {
+
+// An expiry that returns true only cancelled what was pending (an HTTP 408 is still to be
+// written): the watchdog goes on, disarmed, and guards the next deadline the owner arms.
+TEST(Watchdog, AnExpiryThatReturnsTrueKeepsTheWatchdogGoing) {
+  asio::io_context io;
+  Watchdog watchdog{io.get_executor()};
+  int expiries = 0;
+  bool ended = false;
+  auto on_expiry = [&]() -> bool {
+    ++expiries;
+    return expiries == 1;  // the first one cancels and goes on; the second closes
+  };
+  asio::co_spawn(io, watchdog.run(on_expiry), [&](std::exception_ptr) { ended = true; });
+  watchdog.arm(20ms);
+  asio::steady_timer rearm(io, 60ms);
+  rearm.async_wait([&](auto) {
+    EXPECT_EQ(expiries, 1);
+    EXPECT_FALSE(ended) << "still guarding";
+    watchdog.arm_at(Clock::now() + 20ms);
+  });
+  io.run_for(5s);
+  EXPECT_EQ(expiries, 2);
+  EXPECT_TRUE(ended) << "the expiry that returned false ended it";
+  EXPECT_TRUE(watchdog.expired());
+}
+
+}  // namespace

@@ -293,7 +293,7 @@ asio::awaitable<Connection::Next> Connection::read_request(Request& request,
     co_return Next::skip;
   }
   if (len == 0) co_return Next::serve;
-  pace_.body(Clock::now());
+  pace_.body();
   // The bytes of the payload that are not buffered yet, which the quota (if any) must cover.
   const std::size_t missing = len - std::min(len, reader_.size());
   Buffer buffer = missing == 0 || !options_.unreceived ? pool_.allocate_if_free(len) : Buffer{};

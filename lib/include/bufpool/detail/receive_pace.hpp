@@ -22,7 +22,8 @@ struct PaceLimits {
 
 /// One connection's request in progress: idle, its header, or its body. The owner says where the
 /// request is (header(), body(), received(), idle()); deadline() is then the time by which the
-/// next read must complete. The clock is read only when a read has to wait.
+/// next read must complete. A phase's clock starts at its first deadline(), that is at the first
+/// read that has to wait: the owner reads the clock only then, never per request.
 class ReceivePace {
  public:
   using Clock = std::chrono::steady_clock;
@@ -35,27 +36,31 @@ class ReceivePace {
   Phase phase() const noexcept { return phase_; }
   /// Between requests: the next wait is the connection's idle wait, not this pace's.
   void idle() noexcept { phase_ = Phase::idle; }
-  /// A read is about to wait for the rest of a request's header; the first such call of a
-  /// request starts its header clock.
-  void header(Clock::time_point now) noexcept {
+  /// The request's header is being read (again: a no-op within one header).
+  void header() noexcept {
     if (phase_ == Phase::header) return;
     phase_ = Phase::header;
-    started_ = now;
+    started_ = false;
   }
-  /// The header is whole; the body starts now.
-  void body(Clock::time_point now) noexcept {
+  /// The header is whole; the body is being read.
+  void body() noexcept {
     phase_ = Phase::body;
-    started_ = now;
+    started_ = false;
     body_bytes_ = 0;
   }
   void received(std::size_t n) noexcept { body_bytes_ += n; }
 
-  /// The deadline of the next read, and which limit sets it (in `limit`).
-  Clock::time_point deadline(Clock::time_point now, Limit& limit) const noexcept {
+  /// The deadline of the next read, and which limit sets it (in `limit`). The first call of a
+  /// header or a body starts its clock at `now`.
+  Clock::time_point deadline(Clock::time_point now, Limit& limit) noexcept {
+    if (!started_) {
+      since_ = now;
+      started_ = true;
+    }
     Clock::time_point at = now + limits_.read_timeout;
     limit = Limit::read;
     if (phase_ == Phase::header && limits_.header_timeout.count() > 0) {
-      const auto whole = started_ + limits_.header_timeout;
+      const auto whole = since_ + limits_.header_timeout;
       if (whole < at) {
         at = whole;
         limit = Limit::header;
@@ -65,7 +70,7 @@ class ReceivePace {
       // of many MB/s still buys time for every read.
       const auto earned = std::chrono::microseconds(
           static_cast<std::int64_t>(body_bytes_ * 1'000'000 / limits_.min_body_rate));
-      const auto by = started_ + limits_.body_grace + earned;
+      const auto by = since_ + limits_.body_grace + earned;
       if (by < at) {
         at = by;
         limit = Limit::body_rate;
@@ -77,7 +82,8 @@ class ReceivePace {
  private:
   PaceLimits limits_;
   Phase phase_ = Phase::idle;
-  Clock::time_point started_{};
+  bool started_ = false;  // the phase's clock has started, at since_
+  Clock::time_point since_{};
   std::uint64_t body_bytes_ = 0;
 };
 

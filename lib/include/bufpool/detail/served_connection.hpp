@@ -67,9 +67,8 @@ class ServedConnection {
       watchdog_.arm(idle_timeout);
       return;
     }
-    const auto now = Clock::now();
-    if (pace_.phase() != ReceivePace::Phase::body) pace_.header(now);
-    watchdog_.arm_at(pace_.deadline(now, limit_));
+    if (pace_.phase() != ReceivePace::Phase::body) pace_.header();
+    watchdog_.arm_at(pace_.deadline(Clock::now(), limit_));
   }
 
   /// Closes at once: every pending operation fails, the writer and the watchdog end.

@@ -2,8 +2,8 @@
 // reader, the write queue and the HTTP session take it where they took a tcp::socket, with the
 // same members. Plain TCP goes straight to the socket (one well-predicted branch per call: the
 // direct non-blocking reads and writes stay). TLS goes through a TlsLayer that the program
-// supplies (the server's is OpenSSL, server/src/tls.cpp), so that the library itself does not
-// depend on OpenSSL.
+// supplies (bufpool-server and bufpool-bench pass one over OpenSSL), so that the library itself
+// does not depend on OpenSSL.
 #pragma once
 
 #include <algorithm>
