@@ -62,7 +62,7 @@ std::optional<Endpoint> parse_endpoint(std::string_view text) {
 
 unsigned Config::effective_threads() const {
   if (threads != 0) return threads;
-  return std::max(1u, std::thread::hardware_concurrency());
+  return affinity_cpus();
 }
 
 namespace {
@@ -144,7 +144,9 @@ const std::vector<Setting>& settings() {
       endpoint_setting("server.rpc_listen", "RPC listen address", &Config::rpc_listen),
       endpoint_setting("server.resp_listen", "RESP (Redis protocol) listen address",
                        &Config::resp_listen),
-      {"server.threads", "I/O threads (0: one per core)",
+      {"server.threads",
+       "I/O threads (0: one per CPU the process may use: its cgroup CPU quota, rounded down, or "
+       "its CPU affinity)",
        [](Config& c, std::string_view v) {
          auto n = parse_count(trim(v));
          if (!n || *n > 256) return false;
@@ -267,6 +269,7 @@ std::string env_of(const Setting& s) {
 void set_or_throw(Config& c, const Setting& s, std::string_view value, const std::string& from) {
   if (!s.set(c, value))
     throw ConfigError(s.key, fmt::format("'{}' ({}) is not {}", value, from, s.expected));
+  c.origins.insert_or_assign(s.key, from);
 }
 
 // The tokens: auth.tokens_file's, then BUFPOOL_TOKENS's. Errors name the source and the entry,
@@ -298,8 +301,11 @@ void load_tokens(Config& c, const char* (*env)(const char*)) {
 
 std::vector<std::string> Config::describe() const {
   std::vector<std::string> out;
-  for (const Setting& s : settings())
-    out.push_back(fmt::format("{} = {}", s.key, s.get(*this)));
+  for (const Setting& s : settings()) {
+    const auto origin = origins.find(std::string_view(s.key));
+    out.push_back(fmt::format("{} = {}  # {}", s.key, s.get(*this),
+                              origin == origins.end() ? "default" : "from " + origin->second));
+  }
   out.push_back(fmt::format("auth.tokens = {}{}",
                             tokens.enabled() ? tokens.describe() : "none (authentication off)",
                             insecure ? "; --insecure" : ""));
@@ -382,6 +388,54 @@ void validate(const Config& c) {
                     format_size(c.max_unreceived_per_address), format_size(c.max_object_size)));
 }
 
+std::size_t memory_overhead(const Config& c) noexcept {
+  // The process with its threads, libraries and allocator caches, measured in a container with
+  // a full pool (perf/RESULTS.md, "Issue 14: memory in a container"), with room to spare.
+  constexpr std::size_t process = 32u << 20;
+  // A connection that has read something holds a 64 KiB read buffer (measured: 71 KiB of RSS
+  // per busy RESP connection), and cgroup v2 also charges its sockets' kernel buffers.
+  constexpr std::size_t per_connection = 80u << 10;
+  // The index holds at most one key per min_block of pool. A slot is 32 bytes, and the table
+  // doubles when half full (4 slots a key just after) while the old one is still there (6).
+  const std::size_t keys = std::min(c.max_keys, c.max_memory / c.min_block);
+  return process + c.key_arena + c.max_connections * per_connection + keys * 6 * 32;
+}
+
+void apply_resource_limits(Config& c, const CgroupLimits& limits, unsigned affinity) {
+  if (limits.memory && !c.origins.contains("pool.max_memory")) {
+    // The index term of the overhead depends on max_memory: model it at the limit itself.
+    Config at_limit = c;
+    at_limit.max_memory = static_cast<std::size_t>(*limits.memory);
+    const std::size_t overhead = memory_overhead(at_limit);
+    const std::size_t room = *limits.memory > overhead ? *limits.memory - overhead : 0;
+    const std::size_t pool = room / c.chunk_size * c.chunk_size;
+    if (pool == 0)
+      throw ConfigError(
+          "pool.max_memory",
+          fmt::format("the memory limit {} ({}) leaves {} after {} of overhead, less than "
+                      "pool.chunk_size ({}): raise the limit, or set pool.max_memory and a "
+                      "smaller pool.chunk_size",
+                      format_size(*limits.memory), limits.memory_file, format_size(room),
+                      format_size(overhead), format_size(c.chunk_size)));
+    c.max_memory = pool;
+    c.origins["pool.max_memory"] =
+        fmt::format("the memory limit {} in {}, less {} of overhead, in whole {} chunks",
+                    format_size(*limits.memory), limits.memory_file, format_size(overhead),
+                    format_size(c.chunk_size));
+  }
+  if (c.threads == 0) {
+    // Round a quota down: a thread for a fraction of a core would be throttled every period.
+    unsigned n = affinity;
+    std::string why = fmt::format("the {} CPUs this process may run on", affinity);
+    if (limits.cpus && *limits.cpus < affinity) {
+      n = std::max(1u, static_cast<unsigned>(*limits.cpus));
+      why = fmt::format("the CPU quota {:.2f} in {}, rounded down", *limits.cpus, limits.cpu_file);
+    }
+    c.threads = std::min(n, 256u);  // the setting's own bound
+    c.origins["server.threads"] = why;
+  }
+}
+
 void check_protected_mode(const Config& c) {
   if (!c.tokens.enabled() && !c.insecure) {
     for (const auto& [key, e] : {std::pair{"server.http_listen", &c.http_listen},
@@ -458,6 +512,8 @@ Invocation parse_invocation(int argc, const char* const* argv, const char* (*env
     if (options[i]->count() > 0)
       set_or_throw(inv.config, settings()[i], values[i], flag_of(settings()[i]));
   load_tokens(inv.config, env);
+  // The health check only asks the server: the pool's size is no concern of it.
+  if (!inv.health_check) apply_resource_limits(inv.config, read_cgroup_limits(), affinity_cpus());
   validate(inv.config);
   // The health check only asks the server: it listens on nothing, and needs no token.
   if (!inv.health_check) check_protected_mode(inv.config);

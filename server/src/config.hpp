@@ -2,6 +2,7 @@
 // variables, then command-line flags, each overriding the one before.
 #pragma once
 
+#include <bufpool/app/cgroup.hpp>
 #include <bufpool/app/units.hpp>
 
 #include "auth.hpp"
@@ -9,6 +10,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -36,7 +39,7 @@ struct Config {
   Endpoint rpc_listen{"127.0.0.1", 9090, true};
   // RESP (Redis protocol). 6380, not Redis's 6379: it never collides with a local Redis.
   Endpoint resp_listen{"127.0.0.1", 6380, true};
-  unsigned threads = 0;  // 0: one per core
+  unsigned threads = 0;  // 0: one per CPU this process may use (cgroup quota, affinity)
   std::string port_file;
   std::chrono::milliseconds shutdown_timeout{5000};
   // [limits]
@@ -83,11 +86,14 @@ struct Config {
   // flag sets `insecure` (listening beyond loopback without tokens), in so many words.
   Tokens tokens;
   bool insecure = false;
+  /// Where each setting's value came from, by key ("pool.max_memory"): a file, an environment
+  /// variable, a flag, or what apply_resource_limits derived it from. Absent: the default.
+  std::map<std::string, std::string, std::less<>> origins;
   /// The role that /v1/stats, /metrics, RPC STATS and RESP INFO need.
   Role stats_role() const noexcept { return open_metrics ? Role::none : Role::admin; }
 
   unsigned effective_threads() const;
-  /// "key = value" lines, in file order, for the start-up log and --check-config.
+  /// "key = value  # origin" lines, in file order, for the start-up log and --check-config.
   std::vector<std::string> describe() const;
 };
 
@@ -115,6 +121,7 @@ struct Invocation {
 
 /// Parses argv and the environment (`env` looks a name up; nullptr uses getenv), reads the
 /// --config file, and validates the result. Throws ConfigError.
+/// apply_resource_limits uses read_cgroup_limits() and affinity_cpus().
 Invocation parse_invocation(int argc, const char* const* argv,
                             const char* (*env)(const char*) = nullptr);
 
@@ -123,6 +130,18 @@ void apply_toml(Config& config, const std::string& toml_text, const std::string&
 
 /// Checks the combination of settings. Throws ConfigError.
 void validate(const Config& config);
+
+/// What the server keeps for itself beyond the pool's max_memory, modelled from the settings
+/// (docs/operations.md, "Memory"; measured in perf/RESULTS.md): the process itself, the key arena
+/// and index, and a read buffer per connection.
+std::size_t memory_overhead(const Config& config) noexcept;
+
+/// Sizes the server to the limits the kernel holds it to, for the settings not set explicitly
+/// (no origin): pool.max_memory becomes the memory limit less memory_overhead(), in whole
+/// chunks; server.threads (when 0) becomes the CPU quota rounded down, at least 1, and at most
+/// `affinity_cpus`. Records what each came from in `origins`. Throws ConfigError when the memory
+/// limit leaves less than one chunk.
+void apply_resource_limits(Config& config, const CgroupLimits& limits, unsigned affinity_cpus);
 
 /// Like Redis's protected mode: refuses (ConfigError) a listener beyond loopback without any
 /// token, unless `insecure`. parse_invocation calls it, except for --health-check.

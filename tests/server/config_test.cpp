@@ -120,5 +120,71 @@ TEST(Config, TheBinaryExitsWith2AndOneLine) {
   EXPECT_NE(out5.find("BUFPOOL_MAX_MEMORY"), std::string::npos);
 }
 
+// Sizing from the cgroup: only what was not set explicitly, in whole chunks below the limit less
+// the modelled overhead, with its origin for --check-config; a limit too small is an error.
+TEST(Config, ResourceLimitsSizeWhatWasNotSet) {
+  CgroupLimits limits;
+  limits.memory = 300u << 20;
+  limits.memory_file = "/sys/fs/cgroup/memory/memory.limit_in_bytes";
+  limits.cpus = 1.5;
+  limits.cpu_file = "/sys/fs/cgroup/cpu/cpu.cfs_quota_us";
+  Config c;
+  c.max_connections = 256;
+  apply_resource_limits(c, limits, 2);
+  // 300 MiB - (32 MiB + 16 MiB arena + 256 x 80 KiB + 76,800 keys x 192 B = 82 MiB) = 218 MiB
+  Config at_limit;
+  at_limit.max_connections = 256;
+  at_limit.max_memory = 300u << 20;
+  EXPECT_EQ(memory_overhead(at_limit), (68u << 20) + 76'800u * 192);
+  EXPECT_EQ(c.max_memory, 192u << 20);
+  EXPECT_EQ(c.threads, 1u) << "1.5 CPUs round down";
+  EXPECT_NE(c.origins.at("pool.max_memory")
+                .find("the memory limit 300MiB in "
+                      "/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+            std::string::npos)
+      << c.origins.at("pool.max_memory");
+  EXPECT_NE(c.origins.at("server.threads").find("CPU quota 1.50"), std::string::npos);
+  bool shown = false;
+  for (const auto& line : c.describe())
+    shown |= line.starts_with("pool.max_memory = 192MiB  # from the memory limit 300MiB");
+  EXPECT_TRUE(shown);
+
+  // Set explicitly (a file, a variable or a flag): kept, whatever the cgroup says.
+  Config set;
+  set.origins["pool.max_memory"] = "--max-memory";
+  set.max_memory = 2u << 30;
+  set.threads = 4;
+  apply_resource_limits(set, limits, 2);
+  EXPECT_EQ(set.max_memory, 2u << 30);
+  EXPECT_EQ(set.threads, 4u);
+
+  // No limit: the default pool, one thread per CPU the process may use.
+  Config free;
+  apply_resource_limits(free, CgroupLimits{}, 3);
+  EXPECT_EQ(free.max_memory, 1u << 30);
+  EXPECT_EQ(free.threads, 3u);
+  EXPECT_FALSE(free.origins.contains("pool.max_memory"));
+  // A quota above what the affinity allows changes nothing; a quota under one CPU gives one.
+  limits.cpus = 8;
+  Config wide;
+  apply_resource_limits(wide, limits, 2);
+  EXPECT_EQ(wide.threads, 2u);
+  limits.cpus = 0.25;
+  Config narrow;
+  apply_resource_limits(narrow, limits, 2);
+  EXPECT_EQ(narrow.threads, 1u);
+
+  // Too small for one chunk after the overhead.
+  limits.memory = 100u << 20;
+  Config small;
+  try {
+    apply_resource_limits(small, limits, 2);
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.key(), "pool.max_memory");
+    EXPECT_NE(std::string(e.what()).find("the memory limit 100MiB"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace bufpool::server
