@@ -4,19 +4,26 @@
 PRESET ?= release
 JOBS ?= $(shell nproc)
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+# ccache hashes paths relative to the source tree, so that another checkout (CI's clone, the
+# container build's /src) hits the same cache.
+export CCACHE_BASEDIR ?= $(CURDIR)
 
 # Build and test dependencies (all Debian 12 packages). Allocators are for the benchmarks; curl,
 # prometheus (for promtool) and redis-server (bufpool-bench's RESP client) for the server tests;
 # clang-16, the second compiler (make clang, and a clang-built consumer of the g++-built package);
 # redis-tools (redis-cli, redis-benchmark), python3-redis and nutcracker (twemproxy), the Redis
-# clients and the proxy that the RESP tests drive the server with.
-DEPS := cmake ninja-build g++ make ccache pkg-config clang-format \
-        libboost1.81-dev libfmt-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev \
-        libtomlplusplus-dev libcli11-dev libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev \
-        curl prometheus redis-server clang-16 redis-tools python3-redis nutcracker libssl-dev openssl
+# clients and the proxy that the RESP tests drive the server with; haproxy, the HTTP proxy of the
+# cluster test (deploy/).
+# SERVER_DEPS is what bufpool-server alone needs to build (PRESET=server: the container's build).
+SERVER_DEPS := cmake ninja-build g++ make ccache pkg-config libboost1.81-dev libfmt-dev \
+        libspdlog-dev libtomlplusplus-dev libcli11-dev libssl-dev
+DEPS := $(SERVER_DEPS) clang-format libgtest-dev libgmock-dev libbenchmark-dev \
+        libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev \
+        curl prometheus redis-server clang-16 redis-tools python3-redis nutcracker openssl \
+        haproxy
 
 .PHONY: all deps bench-deps clang-deps clang fuzz-deps fuzz bench-tls configure build test bench bench-server compare asan tsan ci format clean help \
-        run dist dist-check
+        run dist dist-check cluster cluster-test
 all: build
 
 help:
@@ -33,6 +40,8 @@ help:
 	@echo "make ci     what CI runs: test, asan, tsan, clang, fuzz, dist-check"
 	@echo "make dist   stage the server for a container in build/dist (what the Dockerfile copies)"
 	@echo "make dist-check  stage it and check it: runs, finds its libraries, config is valid"
+	@echo "make cluster  3 servers behind haproxy (HTTP) and twemproxy (RESP) on loopback, until Ctrl-C"
+	@echo "make cluster-test  the cluster's checks (spread, round trips, a server stopped and restarted)"
 	@echo "make format clang-format every source file in place"
 
 # Installs the missing packages of a list, and nothing when all are there.
@@ -46,7 +55,7 @@ install_missing = missing=$$(for p in $(1); do \
 	fi
 
 deps:
-	@$(call install_missing,$(DEPS))
+	@$(call install_missing,$(if $(filter server,$(PRESET)),$(SERVER_DEPS),$(DEPS)))
 
 # For perf/server_bench.py and perf/compare.py: load generator, the peers, and the chart.
 BENCH_DEPS := wrk nginx-light redis-server gnuplot-nox python3 openssl
@@ -112,6 +121,14 @@ ci: test asan tsan clang fuzz dist-check
 
 run: build
 	build/$(PRESET)/server/bufpool-server --config configs/bufpool.toml
+
+# deploy/cluster/cluster.py with the shipped haproxy and twemproxy configs (deploy/haproxy,
+# deploy/twemproxy). CLUSTER_ARGS: --servers N, --http-port P, --resp-port P, --stats-port P.
+cluster: build
+	BUFPOOL_SERVER_BIN=build/$(PRESET)/server/bufpool-server /usr/bin/python3 deploy/cluster/cluster.py run $(CLUSTER_ARGS)
+
+cluster-test: build
+	ctest --preset $(PRESET) -R '^cluster_test$$'
 
 # The container's contents: build/dist/root is copied to / in the runtime image, and
 # build/dist/runtime-deps lists the Debian packages that hold the server's shared libraries.
