@@ -28,7 +28,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 COPY --from=build /src/build/dist/runtime-deps /tmp/runtime-deps
 RUN apt-get update \
     && xargs -a /tmp/runtime-deps apt-get install -y --no-install-recommends \
-    && rm -rf /var/lib/apt/lists/* /tmp/runtime-deps \
+    && apt-get clean && rm -rf /var/lib/apt/lists/* /tmp/runtime-deps \
     && groupadd --system --gid 10001 bufpool \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin bufpool
 COPY --from=build /src/build/dist/root/ /

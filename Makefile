@@ -23,7 +23,7 @@ DEPS := $(SERVER_DEPS) clang-format libgtest-dev libgmock-dev libbenchmark-dev \
         haproxy
 
 .PHONY: all deps bench-deps clang-deps clang fuzz-deps fuzz bench-tls configure build test bench bench-server compare asan tsan ci format clean help \
-        run dist dist-check cluster cluster-test
+        run dist dist-check cluster cluster-test container-check
 all: build
 
 help:
@@ -42,6 +42,7 @@ help:
 	@echo "make dist-check  stage it and check it: runs, finds its libraries, config is valid"
 	@echo "make cluster  3 servers behind haproxy (HTTP) and twemproxy (RESP) on loopback, until Ctrl-C"
 	@echo "make cluster-test  the cluster's checks (spread, round trips, a server stopped and restarted)"
+	@echo "make container-check  build the image with podman and run it through its checks (deploy/container)"
 	@echo "make format clang-format every source file in place"
 
 # Installs the missing packages of a list, and nothing when all are there.
@@ -156,6 +157,14 @@ dist-check: dist
 	BUFPOOL_TOKENS=admin:dist-check-not-a-secret $(DIST)/root/usr/local/bin/bufpool-server --check-config --config $(DIST)/root/etc/bufpool/bufpool.toml
 	! ldd $(DIST)/root/usr/local/bin/bufpool-server | grep -q 'not found'
 	grep -q '^HEALTHCHECK' Dockerfile && grep -q '^USER 10001' Dockerfile && grep -q '^STOPSIGNAL SIGTERM' Dockerfile
+
+# The container, really built and run: podman (Debian's, with runc), base images made with
+# debootstrap, the image built from the Dockerfile with the host's ccache lent to it, then run
+# read-only without capabilities, over every protocol, under a memory and CPU limit, stopped.
+CONTAINER_DEPS := podman runc debootstrap curl python3-redis
+container-check:
+	@$(call install_missing,$(CONTAINER_DEPS))
+	deploy/container/check.sh
 
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i

@@ -42,13 +42,25 @@ CFG
     { tail -n 20 "$root.log"; exit 1; }
   rm -f "$root.log"
   # As in Debian's official images: services never start inside a build (policy-rc.d exits 101),
-  # and apt keeps no package files.
+  # and apt keeps no package files or caches (docker-clean).
   printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
   chmod 755 "$root/usr/sbin/policy-rc.d"
+  cat >"$root/etc/apt/apt.conf.d/docker-clean" <<'CFG'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+CFG
   cp /etc/apt/sources.list.d/*.sources "$root/etc/apt/sources.list.d/" 2>/dev/null || true
   [[ -s $root/etc/apt/sources.list.d/debian.sources ]] && rm -f "$root/etc/apt/sources.list"
-  printf 'APT::Install-Recommends "false";\n' >"$root/etc/apt/apt.conf.d/99no-recommends"
-  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
+  if [[ $slim == 1 ]]; then
+    # debootstrap's first stage unpacks without dpkg, so the excludes did not apply to it.
+    find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+    rm -rf "$root"/usr/share/{man,groff,info,lintian,linda}/*
+    find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias \
+      -exec rm -rf {} +
+  fi
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin
   tar -C "$root" -c . | "${podman[@]}" import - "docker.io/library/debian:$tag" >/dev/null
   echo "debian:$tag made: $("${podman[@]}" image inspect --format '{{.Size}}' "docker.io/library/debian:$tag") bytes"
 }

@@ -135,7 +135,7 @@ TEST(Config, ResourceLimitsSizeWhatWasNotSet) {
   Config at_limit;
   at_limit.max_connections = 256;
   at_limit.max_memory = 300u << 20;
-  EXPECT_EQ(memory_overhead(at_limit), (68u << 20) + 76'800u * 192);
+  EXPECT_EQ(memory_overhead(at_limit), 83u << 20) << "68 MiB + 14.1 MiB, rounded up";
   EXPECT_EQ(c.max_memory, 192u << 20);
   EXPECT_EQ(c.threads, 1u) << "1.5 CPUs round down";
   EXPECT_NE(c.origins.at("pool.max_memory")

@@ -57,8 +57,8 @@ TEST(Tls, RoundTripsOverEveryProtocol) {
   EXPECT_EQ(run(cli + "GET k").second, "hello\n");
   EXPECT_EQ(run(cli + "-x SET big < " + blob).second, "OK\n");
   EXPECT_EQ(run(cli + "GET big | head -c 3000000 | cmp - " + blob).first, 0);
-  auto [prc, pout] = run("/usr/bin/python3 " BUFPOOL_SOURCE_DIR "/tests/server/tls_rpc.py " +
-                         std::to_string(server.rpc_port) + " " + ca + " 7 2>&1");
+  auto [prc, pout] = run("/usr/bin/python3 " BUFPOOL_SOURCE_DIR "/tests/server/rpc_roundtrip.py " +
+                         std::to_string(server.rpc_port) + " 7 --cafile " + ca + " 2>&1");
   EXPECT_EQ(prc, 0) << pout;
   EXPECT_EQ(pout, "ok\n");
   // bufpool-bench over TLS (bufpool::Client with OpenSSL's layer): every GET checked.
