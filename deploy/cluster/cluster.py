@@ -45,7 +45,7 @@ def wait_for(what, check, timeout=10.0, step=0.05):
             result = check()
             if result:
                 return result
-        except OSError:
+        except Exception:  # not up yet: refused, reset, or a client library's error for it
             pass
         if time.monotonic() > deadline:
             raise RuntimeError(f'timed out after {timeout:.0f} s waiting for {what}')
@@ -88,7 +88,7 @@ class Cluster:
     """N servers, haproxy and nutcracker; a context manager that stops them all."""
 
     def __init__(self, servers=3, http_port=None, resp_port=None, stats_port=None,
-                 server_args=(), tokens=True, bin_path=None, quiet=True):
+                 server_args=(), tokens=True, bin_path=None, cpu=None):
         self.n = servers
         self.bin = bin_path or os.environ.get('BUFPOOL_SERVER_BIN') or os.path.join(
             SOURCE, 'build', 'release', 'server', 'bufpool-server')
@@ -98,7 +98,8 @@ class Cluster:
         self.stats_port = stats_port or free_port()
         self.server_args = list(server_args)
         self.tokens = tokens
-        self.quiet = quiet
+        # taskset: every process of the cluster on these CPUs ("0"), for benchmarks.
+        self.pin = ['taskset', '-c', str(cpu)] if cpu is not None else []
         self.servers = []  # per server: {'proc', 'http', 'rpc', 'resp'}
         self.haproxy = self.nutcracker = None
 
@@ -117,7 +118,7 @@ class Cluster:
         args = [self.bin, '--http-listen', f'127.0.0.1:{p["http"]}',
                 '--rpc-listen', f'127.0.0.1:{p["rpc"]}', '--resp-listen', f'127.0.0.1:{p["resp"]}',
                 '--port-file', port_file, '--log-level', 'warn'] + self.server_args
-        proc = subprocess.Popen(args, env=env, stdout=self._log(f'bufpool-{i}'),
+        proc = subprocess.Popen(self.pin + args, env=env, stdout=self._log(f'bufpool-{i}'),
                                 stderr=subprocess.STDOUT)
         wait_for(f'server bufpool-{i} to listen', lambda: proc.poll() is None and
                  os.path.exists(port_file) and os.path.getsize(port_file) > 0)
@@ -152,36 +153,22 @@ class Cluster:
         return env
 
     def nutcracker_config(self, env):
-        """The shipped nutcracker.yml with ${VAR}s filled in (nutcracker reads no environment),
-        its server list grown or cut to N, and redis_auth when the servers have tokens."""
-        with open(os.path.join(SOURCE, 'deploy', 'twemproxy', 'nutcracker.yml')) as f:
-            lines = f.read().splitlines()
-        out = []
-        for line in lines:
-            if '${BUFPOOL_RESP_' in line:
-                # "    - ${BUFPOOL_RESP_1}:1 bufpool-0": the same weight and naming for every one
-                if line.strip().startswith('- ${BUFPOOL_RESP_1}'):
-                    head, weight_name = line.split('}:', 1)
-                    weight, name = weight_name.split(' ', 1)
-                    first = int(name[-1])
-                    out += [f'    - ${{BUFPOOL_RESP_{i}}}:{weight} {name[:-1]}{first + i - 1}'
-                            for i in range(1, self.n + 1)]
-                continue
-            out.append(line)
-            if line.startswith('  redis: true') and self.tokens:
-                out.append(f'  redis_auth: {TOKEN}')
-        text = '\n'.join(out) + '\n'
-        for k, v in env.items():
-            if k.startswith('BUFPOOL_'):
-                text = text.replace('${' + k + '}', v)
+        """The shipped nutcracker.yml, filled in by deploy/twemproxy/render.sh."""
         path = os.path.join(self.dir, 'nutcracker.yml')
-        with open(path, 'w') as f:
-            f.write(text)
+        env = dict(env, BUFPOOL_SERVERS=str(self.n))
+        if self.tokens:
+            env['BUFPOOL_PROXY_AUTH'] = TOKEN
+        subprocess.run([os.path.join(SOURCE, 'deploy', 'twemproxy', 'render.sh'),
+                        os.path.join(SOURCE, 'deploy', 'twemproxy', 'nutcracker.yml'), path],
+                       env=env, check=True)
         return path
 
     def haproxy_config(self):
-        """The shipped haproxy.cfg, its server lines grown or cut to N."""
-        with open(os.path.join(SOURCE, 'deploy', 'haproxy', 'haproxy.cfg')) as f:
+        """The shipped haproxy.cfg; for other than 3 servers, with its server lines redone."""
+        shipped = os.path.join(SOURCE, 'deploy', 'haproxy', 'haproxy.cfg')
+        if self.n == 3:
+            return shipped
+        with open(shipped) as f:
             lines = f.read().splitlines()
         out = []
         for line in lines:
@@ -207,14 +194,14 @@ class Cluster:
             if check.returncode != 0:
                 raise RuntimeError(f'haproxy -c: {check.stdout}{check.stderr}')
             # -db: stay in the foreground (the PID is haproxy's own, to stop it by).
-            self.haproxy = subprocess.Popen(['haproxy', '-db', '-f', cfg], env=env,
+            self.haproxy = subprocess.Popen(self.pin + ['haproxy', '-db', '-f', cfg], env=env,
                                             stdout=self._log('haproxy'), stderr=subprocess.STDOUT)
             ncfg = self.nutcracker_config(env)
             test = subprocess.run(['nutcracker', '-t', '-c', ncfg], capture_output=True, text=True)
             if test.returncode != 0:
                 raise RuntimeError(f'nutcracker -t: {test.stdout}{test.stderr}')
             self.nutcracker = subprocess.Popen(
-                ['nutcracker', '-c', ncfg, '-s', str(free_port()), '-v', '4'],
+                self.pin + ['nutcracker', '-c', ncfg, '-s', str(free_port()), '-o', '/dev/stderr'],
                 stdout=self._log('nutcracker'), stderr=subprocess.STDOUT)
             wait_for('haproxy to see every server up',
                      lambda: self.haproxy_up() == set(range(self.n)))

@@ -7,51 +7,52 @@
 #  3. under --memory 300m --cpus 1: the pool and the threads sized from the cgroup, a full pool
 #     answered with 503 and the container's memory below its limit (the figure is printed);
 #     with max_memory = 1GiB set explicitly the same load gets it OOM-killed (exit 137);
-#  4. podman stop: exit 0 within the shutdown timeout.
+#     and podman stop: exit 0 within the shutdown timeout;
+#  4. deploy/k8s's manifests played with podman kube play on the same images (kube_test.py).
 # Every container it starts is removed at the end. Base images come from
-# deploy/container/base-images.sh (no registry needed). Env: IMAGE (default localhost/bufpool:check),
-# SKIP_BUILD=1 to check an image that is already built, CCACHE_DIR to lend the build a cache.
+# deploy/container/base-images.sh (no registry needed). The images are removed too, unless
+# KEEP_IMAGE=1. Env: IMAGE (default localhost/bufpool:0.1.0), SKIP_BUILD=1 to check images that
+# are already built, CCACHE_DIR to lend the build a compiler cache.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-IMAGE=${IMAGE:-localhost/bufpool:check}
-podman=(podman --cgroup-manager cgroupfs --events-backend file)
-# crun 1.8 refuses this host's hybrid cgroup layout; root here may not raise its own rlimits.
-nofile=$(ulimit -Hn)
-nproc=$(ulimit -Hu)
-[[ $nofile == unlimited ]] && nofile=65536
-# Seen here: runc refused nproc 40000 and above although `ulimit -Hu` said 96364; 32768 works.
-[[ $nproc == unlimited || $nproc -gt 32768 ]] && nproc=32768
-run=(run --runtime runc --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc")
+IMAGE=${IMAGE:-localhost/bufpool:0.1.0}
+source deploy/container/podman.sh
+run=(run)
 secure=(--read-only --cap-drop ALL --security-opt no-new-privileges)
 token=container-check-admin-token-0123456789
 names=()
 work=$(mktemp -d /tmp/bufpool-container-check.XXXXXX)
 cleanup() {
   for n in "${names[@]}"; do "${podman[@]}" rm -f -t 0 "$n" >/dev/null 2>&1 || true; done
-  [[ -n ${KEEP_IMAGE:-} || -n ${SKIP_BUILD:-} ]] || "${podman[@]}" rmi -f "$IMAGE" >/dev/null 2>&1 || true
+  [[ -n ${KEEP_IMAGE:-} || -n ${SKIP_BUILD:-} ]] || "${podman[@]}" rmi -f "$IMAGE" \
+    localhost/bufpool-haproxy:0.1.0 localhost/bufpool-twemproxy:0.1.0 >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 fail() { echo "container-check FAILED: $*" >&2; exit 1; }
 ok() { echo "  ok: $*"; }
-# podman logs its lack of systemd (no health-check timers) on every run: not our concern.
-quiet() { grep -v 'unable to get systemd connection' || true; }
 
-command -v podman >/dev/null || fail "podman is not installed (apt-get install podman runc)"
-"${podman[@]}" info >/dev/null 2>&1 || fail "podman cannot run here: $("${podman[@]}" info 2>&1 | tail -1)"
+why=$(podman_usable) || fail "$why"
 
 if [[ -z ${SKIP_BUILD:-} ]]; then
   deploy/container/base-images.sh
   cache=()
+  CCACHE_DIR=${CCACHE_DIR:-$(ccache -k cache_dir 2>/dev/null || true)}
   if [[ -n ${CCACHE_DIR:-} ]]; then
     mkdir -p "$CCACHE_DIR"
     cache=(--volume "$CCACHE_DIR:/ccache" --build-arg CCACHE_DIR=/ccache)
   fi
   start=$SECONDS
-  "${podman[@]}" build --runtime runc --format docker --ulimit "nofile=$nofile:$nofile" \
-    --ulimit "nproc=$nproc:$nproc" "${cache[@]}" -t "$IMAGE" . >"$work/build.log" 2>&1 ||
+  "${podman[@]}" build --format docker "${cache[@]}" -t "$IMAGE" . >"$work/build.log" 2>&1 ||
     { tail -n 40 "$work/build.log"; fail "podman build"; }
   echo "built $IMAGE in $((SECONDS - start)) s"
+  # The proxies' images, for the Kubernetes manifests (deploy/k8s/kube_test.py, at the end).
+  for proxy in haproxy twemproxy; do
+    start=$SECONDS
+    "${podman[@]}" build --format docker -t "localhost/bufpool-$proxy:0.1.0" "deploy/$proxy" \
+      >"$work/build-$proxy.log" 2>&1 || { tail -n 40 "$work/build-$proxy.log"; fail "podman build $proxy"; }
+    echo "built localhost/bufpool-$proxy:0.1.0 in $((SECONDS - start)) s"
+  done
   "${podman[@]}" image prune -f >/dev/null 2>&1 || true
 fi
 
@@ -173,4 +174,8 @@ sleep 1
 oom=$("${podman[@]}" inspect bufpool-unsized --format '{{.State.Running}} {{.State.ExitCode}}')
 [[ $oom == "false 137" ]] || fail "with max_memory = 1GiB under 300m: running/exit '$oom' after $n PUTs (expected an OOM kill)"
 ok "the same load with BUFPOOL_MAX_MEMORY=1GiB: OOM-killed (exit 137) at PUT $n, as before this sizing"
+
+echo "4. the Kubernetes manifests, played with podman kube play"
+[[ $IMAGE == localhost/bufpool:0.1.0 ]] || "${podman[@]}" tag "$IMAGE" localhost/bufpool:0.1.0
+/usr/bin/python3 deploy/k8s/kube_test.py || fail "deploy/k8s/kube_test.py"
 echo "container-check passed"
