@@ -23,7 +23,7 @@ DEPS := $(SERVER_DEPS) clang-format libgtest-dev libgmock-dev libbenchmark-dev \
         haproxy
 
 .PHONY: all deps bench-deps clang-deps clang fuzz-deps fuzz bench-tls configure build test bench bench-server compare asan tsan ci format clean help \
-        run dist dist-check cluster cluster-test container-check
+        run dist dist-check cluster cluster-test container-check bench-cluster
 all: build
 
 help:
@@ -36,6 +36,7 @@ help:
 	@echo "make tsan   build and run the concurrency tests with ThreadSanitizer"
 	@echo "make clang  build the library, client, unit tests and examples with clang++ 16, and test them"
 	@echo "make bench-tls  HTTP and RPC throughput with TLS against without, in one run"
+	@echo "make bench-cluster  haproxy and twemproxy against direct; 3 servers against 1"
 	@echo "make fuzz   build the libFuzzer harnesses (clang-16) and run each FUZZ_TIME seconds (60)"
 	@echo "make ci     what CI runs: test, asan, tsan, clang, fuzz, dist-check"
 	@echo "make dist   stage the server for a container in build/dist (what the Dockerfile copies)"
@@ -112,6 +113,11 @@ bench-server: bench-deps
 bench-tls: bench-deps
 	$(MAKE) build PRESET=release
 	perf/tls_bench.py
+
+# What haproxy and twemproxy cost against direct, and N servers against one (perf/cluster_bench.py).
+bench-cluster: bench-deps
+	$(MAKE) build PRESET=release
+	/usr/bin/python3 perf/cluster_bench.py
 
 # Issue 5's comparison: bufpool-server vs nginx and Redis; writes perf/RESULTS.md and compare.svg.
 compare: bench-deps
