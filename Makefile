@@ -38,7 +38,7 @@ help:
 	@echo "make bench-tls  HTTP and RPC throughput with TLS against without, in one run"
 	@echo "make bench-cluster  haproxy and twemproxy against direct; 3 servers against 1"
 	@echo "make fuzz   build the libFuzzer harnesses (clang-16) and run each FUZZ_TIME seconds (60)"
-	@echo "make ci     what CI runs: test, asan, tsan, clang, fuzz, dist-check"
+	@echo "make ci     what CI runs: test, asan, tsan, clang, fuzz, dist-check, container-check"
 	@echo "make dist   stage the server for a container in build/dist (what the Dockerfile copies)"
 	@echo "make dist-check  stage it and check it: runs, finds its libraries, config is valid"
 	@echo "make cluster  3 servers behind haproxy (HTTP) and twemproxy (RESP) on loopback, until Ctrl-C"
@@ -124,7 +124,7 @@ compare: bench-deps
 	$(MAKE) build PRESET=release
 	perf/compare.py
 
-ci: test asan tsan clang fuzz dist-check
+ci: test asan tsan clang fuzz dist-check container-check
 
 run: build
 	build/$(PRESET)/server/bufpool-server --config configs/bufpool.toml

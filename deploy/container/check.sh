@@ -2,12 +2,11 @@
 # make container-check: builds the Dockerfile's image with podman and runs it as a user would.
 #  1. the image: runs as 10001:10001 and keeps its HEALTHCHECK (built with --format docker);
 #  2. run with --read-only --cap-drop ALL --security-opt no-new-privileges and a token: healthy,
-#     not root, a PUT and GET of 1 MiB over HTTP (curl), RPC (rpc_roundtrip.py) and RESP
-#     (python3-redis), byte for byte;
+#     not root, no capabilities, a PUT and GET of 1 MiB over HTTP (curl), RPC (rpc_roundtrip.py)
+#     and RESP (python3-redis), byte for byte; podman stop: exit 0 within the shutdown timeout;
 #  3. under --memory 300m --cpus 1: the pool and the threads sized from the cgroup, a full pool
 #     answered with 503 and the container's memory below its limit (the figure is printed);
 #     with max_memory = 1GiB set explicitly the same load gets it OOM-killed (exit 137);
-#     and podman stop: exit 0 within the shutdown timeout;
 #  4. deploy/k8s's manifests played with podman kube play on the same images (kube_test.py).
 # Every container it starts is removed at the end. Base images come from
 # deploy/container/base-images.sh (no registry needed). The images are removed too, unless
