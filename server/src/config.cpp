@@ -398,8 +398,8 @@ std::size_t memory_overhead(const Config& c) noexcept {
   // The index holds at most one key per min_block of pool. A slot is 32 bytes, and the table
   // doubles when half full (4 slots a key just after) while the old one is still there (6).
   const std::size_t keys = std::min(c.max_keys, c.max_memory / c.min_block);
-  const std::size_t bytes = process + c.key_arena + c.max_connections * per_connection +
-                            keys * 6 * 32;
+  const std::size_t bytes =
+      process + c.key_arena + c.max_connections * per_connection + keys * 6 * 32;
   constexpr std::size_t mib = 1u << 20;
   return (bytes + mib - 1) / mib * mib;  // whole MiB: it is a model, and reads as one
 }
