@@ -42,23 +42,13 @@ time.sleep(600)
 PY
     holder=$!
     for _ in $(seq 1 100); do [[ -e $work/conns.ready ]] && break; sleep 0.1; done
-    n=0
-    while :; do
-      n=$((n + 1))
-      code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary "@$work/value" \
-        -H "Authorization: Bearer $token" "http://127.0.0.1:$http/v1/buffers/m$n") || code=000
-      [[ $code == 201 ]] || break
-    done
-    pid=$(podman inspect bufpool-memory --format '{{.State.Pid}}')
-    hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
-    path=$(awk -F: '$2 == "memory" {print $3}' "/proc/$pid/cgroup")
-    if [[ -n $path ]]; then peak=$(cat "/sys/fs/cgroup/memory$path/memory.max_usage_in_bytes")
-    else peak=$(cat "/sys/fs/cgroup$(awk -F: '$1 == "0" {print $3}' "/proc/$pid/cgroup")/memory.peak"); fi
+    read -r n code < <(fill_pool "$http" "$token" "$work/value")
+    read -r hwm peak < <(memory_peaks bufpool-memory)
     kill "$holder" 2>/dev/null || true
     rm -f "$work/conns.ready"
     pool_mib=${pool%MiB}
     [[ $pool == *GiB ]] && pool_mib=$((${pool%GiB} * 1024))
-    echo "| $l | $pool | $((n - 1)), then $code | $CONNS | $((hwm / 1024)) MiB | $((peak >> 20)) MiB | $(((peak >> 20) - pool_mib)) MiB |"
+    echo "| $l | $pool | $n, then $code | $CONNS | $((hwm / 1024)) MiB | $((peak >> 20)) MiB | $(((peak >> 20) - pool_mib)) MiB |"
     podman rm -f -t 0 bufpool-memory >/dev/null 2>&1 || true
   done
 done

@@ -30,7 +30,6 @@ struct Hierarchy {
   std::string mount_point;  // "/sys/fs/cgroup/memory"
   std::string mount_root;   // "/" or, in a container, "/docker/abc..."
   std::string path;         // from /proc/self/cgroup
-  bool v2 = false;
 };
 
 std::vector<std::string> split(std::string_view s, char sep) {
@@ -52,7 +51,7 @@ bool has_controller(const std::string& list, std::string_view controller) {
 // The hierarchy that holds `controller` (v1), or the unified one (v2) when controller is empty.
 std::optional<Hierarchy> find_hierarchy(const std::string& root, std::string_view controller) {
   Hierarchy h;
-  h.v2 = controller.empty();
+  const bool v2 = controller.empty();
   {
     std::ifstream in(root + "/proc/self/cgroup");
     bool found = false;
@@ -62,8 +61,8 @@ std::optional<Hierarchy> find_hierarchy(const std::string& root, std::string_vie
       const auto b = a == std::string::npos ? a : line.find(':', a + 1);
       if (b == std::string::npos) continue;
       const std::string controllers = line.substr(a + 1, b - a - 1);
-      if (h.v2 ? line.compare(0, a, "0") == 0 && controllers.empty()
-               : has_controller(controllers, controller)) {
+      if (v2 ? line.compare(0, a, "0") == 0 && controllers.empty()
+             : has_controller(controllers, controller)) {
         h.path = line.substr(b + 1);
         found = true;
         break;
@@ -80,7 +79,7 @@ std::optional<Hierarchy> find_hierarchy(const std::string& root, std::string_vie
     std::string id, parent, dev, mount_root, mount_point, fstype, source, options;
     left >> id >> parent >> dev >> mount_root >> mount_point;
     right >> fstype >> source >> options;
-    if (h.v2 ? fstype != "cgroup2" : fstype != "cgroup" || !has_controller(options, controller))
+    if (v2 ? fstype != "cgroup2" : fstype != "cgroup" || !has_controller(options, controller))
       continue;
     h.mount_point = mount_point;
     h.mount_root = mount_root;
@@ -116,30 +115,33 @@ std::vector<std::string> cgroup_dirs(const std::string& root, const Hierarchy& h
   }
 }
 
-void take_lower(std::optional<std::uint64_t>& limit, std::string& file, std::uint64_t value,
-                const std::string& path) {
-  if (value >= unlimited) return;
-  if (!limit || value < *limit) {
-    limit = value;
-    file = path;
-  }
-}
-void take_lower(std::optional<double>& limit, std::string& file, double value,
+// Keeps the lowest limit seen, and the file it came from as this process sees it (without the
+// test's root).
+template <typename T>
+void take_lower(std::optional<T>& limit, std::string& file, T value, const std::string& root,
                 const std::string& path) {
   if (!limit || value < *limit) {
     limit = value;
-    file = path;
+    file = path.substr(root.size());
   }
 }
 
-std::optional<std::uint64_t> read_bytes(const std::string& path) {
+// A whole number of bytes or microseconds; "max" (v2) and v1's "unlimited" are no limit.
+std::optional<std::uint64_t> read_number(const std::string& path) {
   auto line = read_line(path);
   if (!line) return std::nullopt;
-  return parse_count(trim(*line));  // "max" (v2) is no number: no limit
+  auto n = parse_count(trim(*line));
+  if (n && *n >= unlimited) return std::nullopt;
+  return n;
 }
 
-std::string shown(const std::string& root, const std::string& path) {
-  return path.substr(root.size());
+// A quota of `quota` microseconds per `period` (v1's -1 and v2's "max" are not numbers).
+void take_quota(CgroupLimits& out, std::optional<std::uint64_t> quota,
+                std::optional<std::uint64_t> period, const std::string& root,
+                const std::string& path) {
+  if (quota && period && *quota > 0 && *period > 0)
+    take_lower(out.cpus, out.cpu_file, static_cast<double>(*quota) / static_cast<double>(*period),
+               root, path);
 }
 
 }  // namespace
@@ -147,34 +149,26 @@ std::string shown(const std::string& root, const std::string& path) {
 CgroupLimits read_cgroup_limits(const std::string& root) {
   CgroupLimits out;
   if (auto h = find_hierarchy(root, "memory")) {
-    for (const auto& dir : cgroup_dirs(root, *h))
-      if (auto v = read_bytes(dir + "/memory.limit_in_bytes"))
-        take_lower(out.memory, out.memory_file, *v, shown(root, dir + "/memory.limit_in_bytes"));
+    for (const auto& dir : cgroup_dirs(root, *h)) {
+      const std::string file = dir + "/memory.limit_in_bytes";
+      if (auto v = read_number(file)) take_lower(out.memory, out.memory_file, *v, root, file);
+    }
   }
   if (auto h = find_hierarchy(root, "cpu")) {
-    for (const auto& dir : cgroup_dirs(root, *h)) {
-      auto quota = read_line(dir + "/cpu.cfs_quota_us");  // -1: none
-      auto period = read_bytes(dir + "/cpu.cfs_period_us");
-      if (!quota || !period || *period == 0) continue;
-      if (auto q = parse_count(trim(*quota)); q && *q > 0)
-        take_lower(out.cpus, out.cpu_file, static_cast<double>(*q) / static_cast<double>(*period),
-                   shown(root, dir + "/cpu.cfs_quota_us"));
-    }
+    for (const auto& dir : cgroup_dirs(root, *h))
+      take_quota(out, read_number(dir + "/cpu.cfs_quota_us"),
+                 read_number(dir + "/cpu.cfs_period_us"), root, dir + "/cpu.cfs_quota_us");
   }
   if (auto h = find_hierarchy(root, "")) {
     for (const auto& dir : cgroup_dirs(root, *h)) {
       for (const char* name : {"/memory.max", "/memory.high"})
-        if (auto v = read_bytes(dir + name))
-          take_lower(out.memory, out.memory_file, *v, shown(root, dir + name));
+        if (auto v = read_number(dir + name))
+          take_lower(out.memory, out.memory_file, *v, root, dir + name);
       // "max 100000" or "150000 100000"
       if (auto line = read_line(dir + "/cpu.max")) {
         const auto fields = split(trim(*line), ' ');
-        if (fields.size() != 2) continue;
-        auto q = parse_count(fields[0]);
-        auto p = parse_count(fields[1]);
-        if (q && p && *q > 0 && *p > 0)
-          take_lower(out.cpus, out.cpu_file, static_cast<double>(*q) / static_cast<double>(*p),
-                     shown(root, dir + "/cpu.max"));
+        if (fields.size() == 2)
+          take_quota(out, parse_count(fields[0]), parse_count(fields[1]), root, dir + "/cpu.max");
       }
     }
   }

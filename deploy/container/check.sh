@@ -125,23 +125,6 @@ code=$("${podman[@]}" inspect bufpool-check --format '{{.State.ExitCode}}')
 ok "podman stop: exit 0 after $took_ms ms (shutdown_timeout 8s, podman's 10s)"
 
 echo "3. --memory 300m --cpus 1: sized from the cgroup"
-fill() { # PORT: 1 MiB PUTs until one is refused (503) or the connection fails; prints the count
-  local port=$1 n=0 code
-  for n in $(seq 1 400); do
-    code=$(curl -sS -o /dev/null -w '%{http_code}' -X PUT --data-binary "@$work/value" \
-      "${auth[@]}" "http://127.0.0.1:$port/v1/buffers/fill-$n" 2>/dev/null) || code=000
-    [[ $code == 201 || $code == 200 ]] || break
-  done
-  echo "$n $code"
-}
-cgroup_of() { # NAME: the container's memory cgroup directory on the host (v1 or v2)
-  local pid path
-  pid=$("${podman[@]}" inspect "$1" --format '{{.State.Pid}}')
-  path=$(awk -F: '$2 == "memory" {print $3}' "/proc/$pid/cgroup")
-  if [[ -n $path ]]; then echo "/sys/fs/cgroup/memory$path"; else
-    echo "/sys/fs/cgroup$(awk -F: '$1 == "0" {print $3}' "/proc/$pid/cgroup")"
-  fi
-}
 start_container bufpool-sized "${secure[@]}" --memory 300m --memory-swap 300m --cpus 1 \
   -e BUFPOOL_TOKENS="admin:$token" -p 127.0.0.1::8080 "$IMAGE"
 wait_healthy bufpool-sized
@@ -152,27 +135,24 @@ ok "$(grep -o 'pool.max_memory = .*' <<<"$logs")"
 grep -q 'server.threads = 1  # from the CPU quota 1.00' <<<"$logs" ||
   fail "threads not from the CPU quota: $(grep server.threads <<<"$logs")"
 ok "$(grep -o 'server.threads = .*' <<<"$logs")"
-read -r n code < <(fill "$(port_of bufpool-sized 8080)")
+read -r n code < <(fill_pool "$(port_of bufpool-sized 8080)" "$token" "$work/value")
 [[ $code == 503 ]] || fail "the fill ended with $code after $n PUTs, not 503"
-pid=$("${podman[@]}" inspect bufpool-sized --format '{{.State.Pid}}')
-rss=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
-cg=$(cgroup_of bufpool-sized)
-peak=$(cat "$cg/memory.max_usage_in_bytes" 2>/dev/null || cat "$cg/memory.peak" 2>/dev/null || echo 0)
+read -r rss peak < <(memory_peaks bufpool-sized)
 running=$("${podman[@]}" inspect bufpool-sized --format '{{.State.Running}}')
 [[ $running == true ]] || fail "the container died under a full pool"
-ok "full pool after $((n - 1)) PUTs of 1 MiB (then 503); peak RSS $((rss / 1024)) MiB, cgroup peak $((peak >> 20)) MiB of 300 MiB (max_memory 128 MiB)"
+ok "full pool after $n PUTs of 1 MiB (then 503); peak RSS $((rss / 1024)) MiB, cgroup peak $((peak >> 20)) MiB of 300 MiB (max_memory 128 MiB)"
 echo "figure: container memory under a full pool: VmHWM $((rss / 1024)) MiB, cgroup max usage $((peak >> 20)) MiB, max_memory 128 MiB, limit 300 MiB"
 "${podman[@]}" stop -t 10 bufpool-sized 2>&1 >/dev/null | quiet
 
 start_container bufpool-unsized "${secure[@]}" --memory 300m --memory-swap 300m --cpus 1 \
   -e BUFPOOL_TOKENS="admin:$token" -e BUFPOOL_MAX_MEMORY=1GiB -p 127.0.0.1::8080 "$IMAGE"
 wait_healthy bufpool-unsized
-read -r n code < <(fill "$(port_of bufpool-unsized 8080)")
+read -r n code < <(fill_pool "$(port_of bufpool-unsized 8080)" "$token" "$work/value")
 sleep 1
 # podman 4.3 on cgroup v1 does not always set OOMKilled: the SIGKILL's 137 is what shows.
 oom=$("${podman[@]}" inspect bufpool-unsized --format '{{.State.Running}} {{.State.ExitCode}}')
 [[ $oom == "false 137" ]] || fail "with max_memory = 1GiB under 300m: running/exit '$oom' after $n PUTs (expected an OOM kill)"
-ok "the same load with BUFPOOL_MAX_MEMORY=1GiB: OOM-killed (exit 137) at PUT $n, as before this sizing"
+ok "the same load with BUFPOOL_MAX_MEMORY=1GiB: OOM-killed (exit 137) at PUT $((n + 1)), as before this sizing"
 
 echo "4. the Kubernetes manifests, played with podman kube play"
 [[ $IMAGE == localhost/bufpool:0.1.0 ]] || "${podman[@]}" tag "$IMAGE" localhost/bufpool:0.1.0

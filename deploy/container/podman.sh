@@ -1,5 +1,6 @@
-# Sourced by the container scripts: podman as it runs on this kind of machine (../shared/NOTES.md),
-# as root without systemd, on a host whose cgroups are a v1/v2 hybrid. One containers.conf
+# Sourced by the container scripts (deploy/container/check.sh, perf/container_memory.sh): podman
+# as it runs on this kind of machine (../shared/NOTES.md), and the helpers they share. podman
+# runs as root without systemd, on a host whose cgroups are a v1/v2 hybrid. One containers.conf
 # (CONTAINERS_CONF) so that `podman run`, `podman build` and `podman kube play` (which takes no
 # --ulimit) all get the same settings:
 #   cgroupfs and file events: there is no systemd;
@@ -36,4 +37,28 @@ podman_usable() { # prints why not, and fails, when podman cannot run containers
     echo "podman cannot run here: ${why##*$'\n'}"
     return 1
   fi
+}
+# fill_pool PORT TOKEN FILE [MAX]: PUTs FILE under new keys over HTTP until one is not stored
+# (503 once the pool is full; 000 when the connection fails), at most MAX times (2000). Prints
+# "STORED LAST_STATUS".
+fill_pool() {
+  local port=$1 token=$2 file=$3 max=${4:-2000} n code=
+  for ((n = 0; n < max; n++)); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary "@$file" \
+      -H "Authorization: Bearer $token" "http://127.0.0.1:$port/v1/buffers/fill-$n") || code=000
+    [[ $code == 201 || $code == 200 ]] || break
+  done
+  echo "$n $code"
+}
+# memory_peaks NAME: the container's main process's peak RSS (VmHWM, KiB) and its memory
+# cgroup's peak usage (bytes; v1 memory.max_usage_in_bytes, v2 memory.peak), as "KIB BYTES".
+memory_peaks() {
+  local pid path dir
+  pid=$(podman inspect "$1" --format '{{.State.Pid}}')
+  path=$(awk -F: '$2 == "memory" {print $3}' "/proc/$pid/cgroup")
+  if [[ -n $path ]]; then dir=/sys/fs/cgroup/memory$path; else
+    dir=/sys/fs/cgroup$(awk -F: '$1 == "0" {print $3}' "/proc/$pid/cgroup")
+  fi
+  echo "$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")" \
+    "$(cat "$dir/memory.max_usage_in_bytes" 2>/dev/null || cat "$dir/memory.peak" 2>/dev/null || echo 0)"
 }

@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(os.path.dirname(HERE))
 PODMAN = os.path.join(SOURCE, 'deploy', 'container', 'podman-here')
 sys.path.insert(0, os.path.join(SOURCE, 'deploy', 'cluster'))
-from cluster import free_port, wait_for  # noqa: E402
+from cluster import Failure, expect, free_port, wait_for  # noqa: E402
 NETWORK = 'bufpool-k8s-test'
 SKIP = 77
 
@@ -43,12 +43,6 @@ def podman(*args, check=True, capture=True, timeout=120):
     if check and r.returncode != 0:
         raise RuntimeError(f'podman {" ".join(args)}: {r.stderr.strip()[-500:]}')
     return r
-
-
-def expect(cond, what):
-    if not cond:
-        raise AssertionError(what)
-    print(f'  ok: {what}')
 
 
 def http_request(port, method, path, body=None, token=None, timeout=5):
@@ -198,7 +192,7 @@ def main():
         started = time.monotonic()
         out = podman('kube', 'play', '--network', NETWORK, played, check=False, timeout=180)
         if out.returncode != 0:
-            raise AssertionError(f'podman kube play: {out.stderr.strip()[-800:]}')
+            raise Failure(f'podman kube play: {out.stderr.strip()[-800:]}')
         print(f'played: {", ".join(p["metadata"]["name"] for p in pods)}')
         names = [p['metadata']['name'] for p in pods if p['kind'] == 'Pod']
         for n in names:
@@ -237,7 +231,7 @@ def main():
         for k, v in values.items():
             s = http_request(haproxy, 'PUT', f'/v1/buffers/{k}', body=v, token=write)[0]
             if s not in (200, 201):
-                raise AssertionError(f'PUT {k} through haproxy: {s}')
+                raise Failure(f'PUT {k} through haproxy: {s}')
         bad = [k for k, v in values.items()
                if http_request(haproxy, 'GET', f'/v1/buffers/{k}', token=write) != (200, v)]
         expect(not bad, f'{len(values)} values round-trip through haproxy byte for byte')
@@ -254,7 +248,7 @@ def main():
         for n in names:
             s, body = http_request(host_ports[(n, 'http')], 'GET', '/metrics')
             if s != 200:
-                raise AssertionError(f'{n} /metrics without a token: {s}')
+                raise Failure(f'{n} /metrics without a token: {s}')
             keys = next(int(float(l.split()[1])) for l in body.decode().splitlines()
                         if l.startswith('bufpool_store_keys '))
             counts.append(keys)
@@ -274,6 +268,6 @@ def main():
 if __name__ == '__main__':
     try:
         sys.exit(main())
-    except (AssertionError, RuntimeError) as e:
+    except (Failure, RuntimeError) as e:
         print(f'FAILED: {e}')
         sys.exit(1)

@@ -388,7 +388,7 @@ void validate(const Config& c) {
                     format_size(c.max_unreceived_per_address), format_size(c.max_object_size)));
 }
 
-std::size_t memory_overhead(const Config& c) noexcept {
+std::size_t memory_overhead(const Config& c, std::size_t memory) noexcept {
   // The process with its threads, libraries and allocator caches, measured in a container with
   // a full pool (perf/RESULTS.md, "Issue 14: memory in a container"), with room to spare.
   constexpr std::size_t process = 32u << 20;
@@ -397,7 +397,7 @@ std::size_t memory_overhead(const Config& c) noexcept {
   constexpr std::size_t per_connection = 80u << 10;
   // The index holds at most one key per min_block of pool. A slot is 32 bytes, and the table
   // doubles when half full (4 slots a key just after) while the old one is still there (6).
-  const std::size_t keys = std::min(c.max_keys, c.max_memory / c.min_block);
+  const std::size_t keys = std::min(c.max_keys, memory / c.min_block);
   const std::size_t bytes =
       process + c.key_arena + c.max_connections * per_connection + keys * 6 * 32;
   constexpr std::size_t mib = 1u << 20;
@@ -406,10 +406,8 @@ std::size_t memory_overhead(const Config& c) noexcept {
 
 void apply_resource_limits(Config& c, const CgroupLimits& limits, unsigned affinity) {
   if (limits.memory && !c.origins.contains("pool.max_memory")) {
-    // The index term of the overhead depends on max_memory: model it at the limit itself.
-    Config at_limit = c;
-    at_limit.max_memory = static_cast<std::size_t>(*limits.memory);
-    const std::size_t overhead = memory_overhead(at_limit);
+    // The index term of the overhead depends on the memory: model it at the limit itself.
+    const std::size_t overhead = memory_overhead(c, static_cast<std::size_t>(*limits.memory));
     const std::size_t room = *limits.memory > overhead ? *limits.memory - overhead : 0;
     const std::size_t pool = room / c.chunk_size * c.chunk_size;
     if (pool == 0)
@@ -515,10 +513,10 @@ Invocation parse_invocation(int argc, const char* const* argv, const char* (*env
     if (options[i]->count() > 0)
       set_or_throw(inv.config, settings()[i], values[i], flag_of(settings()[i]));
   load_tokens(inv.config, env);
-  // The health check only asks the server: the pool's size is no concern of it.
+  // The health check only asks the server: it has no pool to size, listens on nothing, and
+  // needs no token.
   if (!inv.health_check) apply_resource_limits(inv.config, read_cgroup_limits(), affinity_cpus());
   validate(inv.config);
-  // The health check only asks the server: it listens on nothing, and needs no token.
   if (!inv.health_check) check_protected_mode(inv.config);
   return inv;
 }

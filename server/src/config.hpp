@@ -131,10 +131,11 @@ void apply_toml(Config& config, const std::string& toml_text, const std::string&
 /// Checks the combination of settings. Throws ConfigError.
 void validate(const Config& config);
 
-/// What the server keeps for itself beyond the pool's max_memory, modelled from the settings
-/// (docs/operations.md, "Memory"; measured in perf/RESULTS.md): the process itself, the key arena
-/// and index, and a read buffer per connection.
-std::size_t memory_overhead(const Config& config) noexcept;
+/// What the server keeps for itself beyond its pool, modelled from the settings
+/// (docs/operations.md, "Memory in a container"; measured in perf/RESULTS.md): the process
+/// itself, the key arena, a read buffer per connection, and the index for as many keys as
+/// `memory` holds at one per pool.min_block.
+std::size_t memory_overhead(const Config& config, std::size_t memory) noexcept;
 
 /// Sizes the server to the limits the kernel holds it to, for the settings not set explicitly
 /// (no origin): pool.max_memory becomes the memory limit less memory_overhead(), in whole

@@ -132,10 +132,7 @@ TEST(Config, ResourceLimitsSizeWhatWasNotSet) {
   c.max_connections = 256;
   apply_resource_limits(c, limits, 2);
   // 300 MiB - (32 MiB + 16 MiB arena + 256 x 80 KiB + 76,800 keys x 192 B = 82 MiB) = 218 MiB
-  Config at_limit;
-  at_limit.max_connections = 256;
-  at_limit.max_memory = 300u << 20;
-  EXPECT_EQ(memory_overhead(at_limit), 83u << 20) << "68 MiB + 14.1 MiB, rounded up";
+  EXPECT_EQ(memory_overhead(c, 300u << 20), 83u << 20) << "68 MiB + 14.1 MiB, rounded up";
   EXPECT_EQ(c.max_memory, 192u << 20);
   EXPECT_EQ(c.threads, 1u) << "1.5 CPUs round down";
   EXPECT_NE(c.origins.at("pool.max_memory")
