@@ -167,7 +167,7 @@ dist-check: dist
 # The container, really built and run: podman (Debian's, with runc), base images made with
 # debootstrap, the image built from the Dockerfile with the host's ccache lent to it, then run
 # read-only without capabilities, over every protocol, under a memory and CPU limit, stopped.
-CONTAINER_DEPS := podman runc netavark aardvark-dns catatonit debootstrap curl python3-redis \
+CONTAINER_DEPS := podman runc netavark aardvark-dns catatonit iptables debootstrap curl python3-redis \
         python3-yaml
 container-check:
 	@$(call install_missing,$(CONTAINER_DEPS))

@@ -32,10 +32,31 @@ TOKEN = 'cluster-test-write-token-0123456789'  # a write token for every server 
 ADMIN = 'cluster-test-admin-token-0123456789'
 
 
+_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    """A port that nothing listens on, for a listener started a moment later. It is taken below
+    the kernel's ephemeral range, where no outgoing connection picks its source port (one did,
+    between the pick and podman's bind), and never one this process handed out before."""
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            ephemeral = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    pick = random.SystemRandom()
+    for _ in range(1000):
+        port = pick.randrange(10000, max(ephemeral, 10001))
+        if port in _given:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    raise RuntimeError('no free port below the ephemeral range')
 
 
 def wait_for(what, check, timeout=10.0, step=0.05):
